@@ -1,0 +1,140 @@
+"""The original service's API (/user/stream), kept for its clients, on the same rules."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from streamlimit.api.bodies import parse_json, read_body
+from streamlimit.api.problems import Problem
+from streamlimit.api.render import json
+from streamlimit.api.v1 import DEGRADED
+from streamlimit.ids import is_valid_id
+from streamlimit.models import StartStatus
+from streamlimit.service import StreamService
+
+
+def _bad(message: str, field: str = "userId") -> Problem:
+    return Problem(400, "invalid_request", message, message=message, field=field)
+
+
+def _one(values: list[Any], name: str, required: bool) -> str | None:
+    """The single value of ``name``: a string, or a JSON integer taken as its decimal text."""
+    if not values or values == [None]:
+        if required:
+            raise _bad(f"{name} is required", name)
+        return None
+    if len(values) > 1:
+        raise _bad(f"{name} must be given once", name)
+    value = values[0]
+    if type(value) is int:
+        value = str(value)
+    if not isinstance(value, str):
+        raise _bad(f"{name} must be a string", name)
+    if not is_valid_id(value):
+        raise _bad(f"{name} must be 1-128 characters of A-Z a-z 0-9 . _ : @ + -", name)
+    return value
+
+
+async def _fields(request: Request) -> dict[str, list[Any]]:
+    """JSON or form body -> every member as a list of values (repeats stay visible)."""
+    raw = await read_body(request)
+    ctype = request.headers.get("content-type", "")
+    # curl -d sends JSON labelled as a form; a form body never starts with "{"
+    if ctype.startswith("application/x-www-form-urlencoded") and not raw.lstrip().startswith(b"{"):
+        return {k: list(v) for k, v in parse_qs(raw.decode("latin-1"), keep_blank_values=True).items()}
+    if not raw.strip():
+        return {}
+    try:
+        body = parse_json(raw)
+    except Problem:
+        raise _bad("body is not valid JSON", "body") from None
+    if not isinstance(body, dict):
+        raise _bad("body must be a JSON object with userId")
+    return {k: [v] for k, v in body.items()}
+
+
+def _service(request: Request) -> StreamService:
+    service: StreamService = request.app.state.service
+    return service
+
+
+async def count(request: Request) -> Response:
+    user_id = _one(request.query_params.getlist("userId"), "userId", True)
+    assert user_id is not None
+    user = await _service(request).list(user_id)
+    exhausted = user.active >= user.limit
+    message = (
+        f"Warning: quota of max {user.limit} streams per user exhausted"
+        if exhausted
+        else f"User {user_id} has {user.active} active stream(s)"
+    )
+    return json(
+        {
+            "message": message,
+            "activeStreams": user.active,
+            "limit": user.limit,
+            "quotaExhausted": exhausted,
+        }
+    )
+
+
+async def add(request: Request) -> Response:
+    fields = await _fields(request)
+    user_id = _one(fields.get("userId", []), "userId", True)
+    stream_id = _one(fields.get("streamId", []), "streamId", False)
+    assert user_id is not None
+    result = await _service(request).start(user_id, stream_id, legacy=True)
+    if result.status is StartStatus.REFUSED:
+        return json(
+            {
+                "message": f"Quota of max {result.limit} per user exceeded",
+                "activeStreams": result.active,
+                "limit": result.limit,
+            },
+            403,
+        )
+    assert result.stream is not None
+    body = {
+        "message": "Stream added successfully",
+        "activeStreams": result.active,
+        "streamId": result.stream.stream_id,
+    }
+    if result.degraded:
+        return json({**body, "degraded": True}, headers=DEGRADED)
+    return json(body)
+
+
+async def remove(request: Request) -> Response:
+    fields = await _fields(request)
+    user_id = _one(fields.get("userId", []), "userId", True)
+    stream_id = _one(fields.get("streamId", []), "streamId", False)
+    assert user_id is not None
+    result = await _service(request).stop(user_id, stream_id)
+    if result.degraded:
+        return json(
+            {"message": "Stream removed successfully", "activeStreams": None, "degraded": True},
+            headers=DEGRADED,
+        )
+    if result.removed is None:
+        if stream_id is not None:
+            return json({"message": "Stream not found", "activeStreams": result.active}, 404)
+        return json({"message": "Operation failed! - You have 0 stream active"}, 403)
+    return json(
+        {
+            "message": "Stream removed successfully",
+            "activeStreams": result.active,
+            "streamId": result.removed.stream_id,
+        }
+    )
+
+
+ROUTES = [
+    Route("/user/stream", count, methods=["GET"]),
+    Route("/user/stream", add, methods=["POST"]),
+    Route("/user/stream", remove, methods=["DELETE"]),
+]

@@ -1,0 +1,283 @@
+"""The OpenAPI 3.0 contract, and /docs served from the installed swagger-ui-bundle (no CDN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from streamlimit import __version__
+from streamlimit.api.bodies import MAX_BODY_BYTES
+from streamlimit.api.render import json
+from streamlimit.ids import ID_PATTERN, MAX_DEVICE_LEN, MAX_LIMIT
+
+_ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}
+_TIME = {"type": "string", "format": "date-time", "example": "2026-11-28T10:00:00.000Z"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, ctype: str = "application/json") -> dict[str, Any]:
+    return {"description": description, "content": {ctype: {"schema": schema}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return _json(_ref("Problem"), description, "application/problem+json")
+
+
+def _param(name: str, where: str = "path") -> dict[str, Any]:
+    return {"name": name, "in": where, "required": True, "schema": _ID}
+
+
+_BAD = {
+    "400": _problem("malformed JSON (`malformed_json`)"),
+    "413": _problem(f"body over {MAX_BODY_BYTES} bytes (`body_too_large`)"),
+    "422": _problem("invalid id (`invalid_id`) or body (`invalid_body`)"),
+    "503": _problem("store unavailable (`store_unavailable`)"),
+}
+_USER = [_param("user_id")]
+_STREAM = [_param("user_id"), _param("stream_id")]
+
+_SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "code": {"type": "string"},
+            "instance": {"type": "string"},
+        },
+    },
+    "Stream": {
+        "type": "object",
+        "required": ["user_id", "stream_id", "device", "started_at", "expires_at"],
+        "properties": {
+            "user_id": _ID,
+            "stream_id": _ID,
+            "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
+            "started_at": _TIME,
+            "expires_at": _TIME,
+        },
+    },
+    "Lease": {
+        "allOf": [
+            _ref("Stream"),
+            {
+                "type": "object",
+                "properties": {
+                    "heartbeat_interval_s": {"type": "number"},
+                    "lease_ttl_s": {"type": "number"},
+                    "degraded": {"type": "boolean"},
+                    "active": {"type": "integer", "nullable": True, "description": "start only"},
+                    "limit": {"type": "integer", "description": "start only"},
+                },
+            },
+        ]
+    },
+    "StartRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "stream_id": {**_ID, "nullable": True},
+            "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
+        },
+    },
+    "StreamList": {
+        "type": "object",
+        "properties": {
+            "user_id": _ID,
+            "active": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "remaining": {"type": "integer"},
+            "quota_exhausted": {"type": "boolean"},
+            "streams": {"type": "array", "items": _ref("Stream")},
+        },
+    },
+    "Limit": {
+        "type": "object",
+        "properties": {
+            "user_id": _ID,
+            "limit": {"type": "integer"},
+            "default": {"type": "boolean", "description": "true when no override is set"},
+        },
+    },
+    "CompatBody": {
+        "type": "object",
+        "required": ["userId"],
+        "properties": {"userId": {"oneOf": [_ID, {"type": "integer"}]}, "streamId": _ID},
+    },
+    "CompatReply": {
+        "type": "object",
+        "properties": {
+            "message": {"type": "string"},
+            "activeStreams": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "quotaExhausted": {"type": "boolean"},
+            "streamId": {"type": "string"},
+        },
+    },
+}
+
+
+def _compat_body() -> dict[str, Any]:
+    schema = _ref("CompatBody")
+    return {
+        "content": {
+            "application/json": {"schema": schema},
+            "application/x-www-form-urlencoded": {"schema": schema},
+        }
+    }
+
+
+_PATHS: dict[str, Any] = {
+    "/v1/users/{user_id}/streams": {
+        "parameters": _USER,
+        "post": {
+            "summary": "Start a stream, or renew it if this stream_id is already active",
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ref("StartRequest")}},
+            },
+            "responses": {
+                "201": _json(_ref("Lease"), "admitted"),
+                "200": _json(_ref("Lease"), "already active: renewed (or degraded)"),
+                "409": _problem("limit reached (`stream_limit_reached`), with the active streams"),
+                **_BAD,
+            },
+        },
+        "get": {
+            "summary": "List the user's active streams",
+            "responses": {"200": _json(_ref("StreamList"), "active streams"), **_BAD},
+        },
+        "delete": {
+            "summary": "Stop all of the user's streams",
+            "responses": {
+                "200": _json({"type": "object", "properties": {"stopped": {"type": "integer"}}}, "stopped"),
+                **_BAD,
+            },
+        },
+    },
+    "/v1/users/{user_id}/streams/{stream_id}/heartbeat": {
+        "parameters": _STREAM,
+        "post": {
+            "summary": "Extend the stream's lease",
+            "responses": {
+                "200": _json(_ref("Lease"), "renewed"),
+                "404": _problem("not active (`stream_not_active`): stop playback"),
+                **_BAD,
+            },
+        },
+    },
+    "/v1/users/{user_id}/streams/{stream_id}": {
+        "parameters": _STREAM,
+        "delete": {
+            "summary": "Stop a stream (also when already gone)",
+            "responses": {"204": {"description": "stopped"}, **_BAD},
+        },
+    },
+    "/v1/users/{user_id}/limit": {
+        "parameters": _USER,
+        "get": {
+            "summary": "Read the user's limit",
+            "responses": {"200": _json(_ref("Limit"), "limit"), **_BAD},
+        },
+        "put": {
+            "summary": "Set a per-user limit",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["limit"],
+                            "additionalProperties": False,
+                            "properties": {"limit": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}},
+                        }
+                    }
+                },
+            },
+            "responses": {"200": _json(_ref("Limit"), "limit"), **_BAD},
+        },
+        "delete": {
+            "summary": "Clear the per-user limit (back to the default)",
+            "responses": {"200": _json(_ref("Limit"), "limit"), **_BAD},
+        },
+    },
+    "/user/stream": {
+        "get": {
+            "summary": "Compat: count the user's streams",
+            "parameters": [_param("userId", "query")],
+            "responses": {"200": _json(_ref("CompatReply"), "count"), "400": _problem("bad userId")},
+        },
+        "post": {
+            "summary": "Compat: add a stream (legacy lease TTL)",
+            "requestBody": _compat_body(),
+            "responses": {
+                "200": _json(_ref("CompatReply"), "added"),
+                "403": _json(_ref("CompatReply"), "quota exceeded"),
+                "400": _problem("bad userId"),
+            },
+        },
+        "delete": {
+            "summary": "Compat: remove the given stream, or the oldest",
+            "requestBody": _compat_body(),
+            "responses": {
+                "200": _json(_ref("CompatReply"), "removed"),
+                "403": _json(_ref("CompatReply"), "no stream active"),
+                "404": _json(_ref("CompatReply"), "stream not found"),
+                "400": _problem("bad userId"),
+            },
+        },
+    },
+    "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "ok"}}}},
+    "/readyz": {
+        "get": {
+            "summary": "Store reachable",
+            "responses": {"200": {"description": "ready"}, "503": _problem("store unavailable")},
+        }
+    },
+}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "streamlimit",
+        "version": __version__,
+        "description": "Concurrent stream limiter: leases with heartbeats. Errors are "
+        "RFC 9457 problem+json with a stable `code` member.",
+    },
+    "paths": _PATHS,
+    "components": {"schemas": _SCHEMAS},
+}
+
+_DOCS_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>streamlimit API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>"""
+
+
+async def openapi(request: Request) -> Response:
+    return json(SPEC)
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS_HTML)
+
+
+ROUTES = [
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+    Mount("/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static"),
+]

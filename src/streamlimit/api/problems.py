@@ -1,0 +1,111 @@
+"""RFC 9457 problem+json responses with a stable ``code`` member, and the exception handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable, StreamNotActive
+
+log = logging.getLogger("streamlimit.api")
+
+RETRY_AFTER_S = "1"
+
+
+class Problem(Exception):
+    """Raise to answer with a problem; ``extra`` members are added to the body."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+        self.headers: dict[str, str] = {}
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"urn:streamlimit:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+    }
+    if extra:
+        body.update(extra)
+    return Response(msgspec.json.encode(body), status, headers, media_type="application/problem+json")
+
+
+def store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
+    log.debug("store unavailable: %s", exc)
+    return problem_response(
+        request,
+        503,
+        "store_unavailable",
+        "the stream store is unavailable; retry shortly",
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(request, exc.status, exc.code, exc.detail, exc.extra, exc.headers)
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return problem_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _store(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreUnavailable)
+    return store_unavailable(request, exc)
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidInput)
+    code = "invalid_id" if isinstance(exc, InvalidId) else "invalid_body"
+    return problem_response(request, 422, code, str(exc), {"field": exc.field})
+
+
+async def _not_active(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StreamNotActive)
+    return problem_response(
+        request,
+        404,
+        "stream_not_active",
+        "the stream is not active (expired, stopped or unknown): stop playback",
+        {"user_id": exc.user_id, "stream_id": exc.stream_id},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(request, 500, "internal_error", "internal error")
+
+
+HANDLERS = {
+    Problem: _problem,
+    HTTPException: _http,
+    StoreUnavailable: _store,
+    InvalidInput: _invalid,
+    StreamNotActive: _not_active,
+    Exception: _unexpected,
+}

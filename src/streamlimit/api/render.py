@@ -1,0 +1,37 @@
+"""Models -> JSON-ready dicts, and the JSON response type. Times are RFC 3339 UTC with ms."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+
+from streamlimit.models import Stream
+
+
+def rfc3339(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def stream_body(s: Stream) -> dict[str, Any]:
+    return {
+        "user_id": s.user_id,
+        "stream_id": s.stream_id,
+        "device": s.device,
+        "started_at": rfc3339(s.started_at_ms),
+        "expires_at": rfc3339(s.expires_at_ms),
+    }
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
+
+
+def json(content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> JSON:
+    return JSON(content, status_code, headers)

@@ -1,0 +1,126 @@
+"""The v1 API: /v1/users/{user_id}/streams and /v1/users/{user_id}/limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from streamlimit.api.bodies import json_object, optional_str
+from streamlimit.api.problems import Problem
+from streamlimit.api.render import JSON, json, stream_body
+from streamlimit.models import LimitInfo, StartStatus, Stream
+from streamlimit.service import StreamService
+
+DEGRADED = {"X-StreamLimit-Degraded": "1"}
+
+
+def _service(request: Request) -> StreamService:
+    service: StreamService = request.app.state.service
+    return service
+
+
+def _lease_body(service: StreamService, stream: Stream, degraded: bool) -> dict[str, Any]:
+    return {
+        **stream_body(stream),
+        "heartbeat_interval_s": service.policy.heartbeat_interval_s,
+        "lease_ttl_s": service.policy.lease_ttl_ms / 1000,
+        "degraded": degraded,
+    }
+
+
+async def start(request: Request) -> Response:
+    service = _service(request)
+    user_id = request.path_params["user_id"]
+    body = await json_object(request, ("stream_id", "device"))
+    stream_id, device = optional_str(body, "stream_id"), optional_str(body, "device")
+    result = await service.start(user_id, stream_id, device)
+    if result.status is StartStatus.REFUSED:
+        raise Problem(
+            409,
+            "stream_limit_reached",
+            f"user {user_id!r} already has {result.active} of {result.limit} streams active",
+            active=result.active,
+            limit=result.limit,
+            streams=[stream_body(s) for s in result.streams],
+        )
+    assert result.stream is not None
+    out = {
+        **_lease_body(service, result.stream, result.degraded),
+        "active": result.active,
+        "limit": result.limit,
+    }
+    if result.degraded:
+        return json(out, 200, DEGRADED)
+    if result.status is StartStatus.ADMITTED:
+        return json(out, 201, {"Location": f"/v1/users/{user_id}/streams/{result.stream.stream_id}"})
+    return json(out)
+
+
+async def heartbeat(request: Request) -> Response:
+    service = _service(request)
+    p = request.path_params
+    result = await service.heartbeat(p["user_id"], p["stream_id"])
+    return json(
+        _lease_body(service, result.stream, result.degraded),
+        headers=DEGRADED if result.degraded else None,
+    )
+
+
+async def stop(request: Request) -> Response:
+    p = request.path_params
+    result = await _service(request).stop(p["user_id"], p["stream_id"])
+    return Response(status_code=204, headers=DEGRADED if result.degraded else None)
+
+
+async def list_streams(request: Request) -> Response:
+    user = await _service(request).list(request.path_params["user_id"])
+    return json(
+        {
+            "user_id": user.user_id,
+            "active": user.active,
+            "limit": user.limit,
+            "remaining": user.remaining,
+            "quota_exhausted": user.active >= user.limit,
+            "streams": [stream_body(s) for s in user.streams],
+        }
+    )
+
+
+async def stop_all(request: Request) -> Response:
+    stopped = await _service(request).stop_all(request.path_params["user_id"])
+    return json({"stopped": stopped})
+
+
+def _limit_body(info: LimitInfo) -> JSON:
+    return json({"user_id": info.user_id, "limit": info.limit, "default": info.is_default})
+
+
+async def get_limit(request: Request) -> Response:
+    return _limit_body(await _service(request).get_limit(request.path_params["user_id"]))
+
+
+async def put_limit(request: Request) -> Response:
+    body = await json_object(request, ("limit",))
+    limit = body.get("limit")
+    if type(limit) is not int:  # bool is an int subclass: reject it too
+        raise Problem(422, "invalid_body", "limit must be an integer from 0 to 1000", field="limit")
+    return _limit_body(await _service(request).set_limit(request.path_params["user_id"], limit))
+
+
+async def clear_limit(request: Request) -> Response:
+    return _limit_body(await _service(request).set_limit(request.path_params["user_id"], None))
+
+
+ROUTES = [
+    Route("/v1/users/{user_id}/streams", start, methods=["POST"]),
+    Route("/v1/users/{user_id}/streams", list_streams, methods=["GET"]),
+    Route("/v1/users/{user_id}/streams", stop_all, methods=["DELETE"]),
+    Route("/v1/users/{user_id}/streams/{stream_id}/heartbeat", heartbeat, methods=["POST"]),
+    Route("/v1/users/{user_id}/streams/{stream_id}", stop, methods=["DELETE"]),
+    Route("/v1/users/{user_id}/limit", get_limit, methods=["GET"]),
+    Route("/v1/users/{user_id}/limit", put_limit, methods=["PUT"]),
+    Route("/v1/users/{user_id}/limit", clear_limit, methods=["DELETE"]),
+]

@@ -1,0 +1,106 @@
+"""streamlimit serve | check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from streamlimit import logs
+from streamlimit.errors import ConfigurationError, StoreUnavailable
+from streamlimit.settings import ENV_PREFIX, Settings, describe_error
+from streamlimit.store.connect import open_store, scheme_of
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting: ``--store-url`` for ``STREAMLIMIT_STORE_URL`` and so on."""
+    for name, field in Settings.model_fields.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            metavar=name.upper(),
+            help=f"{field.description} (env {ENV_PREFIX}{name.upper()}, default {field.default})",
+        )
+
+
+def _settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
+    overrides = {n: getattr(args, n) for n in Settings.model_fields if getattr(args, n) is not None}
+    settings = Settings(**overrides)
+    scheme = scheme_of(settings.store_url)
+    if scheme == "memory" and settings.workers > 1:
+        raise ConfigurationError(
+            "invalid setting STREAMLIMIT_WORKERS: memory:// is per process; use one worker "
+            "or a shared store (embedded://, redis://)"
+        )
+    return settings, overrides
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings, overrides = _settings(args)
+    # workers are separate processes: they rebuild the same settings from the environment
+    for name, value in overrides.items():
+        os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    logs.configure(settings.log_level)
+    uvicorn.run(
+        "streamlimit.api.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    store = await open_store(settings)
+    try:
+        await store.ping()
+    except StoreUnavailable as exc:
+        print(f"store unreachable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(f"ok: settings valid, store reachable ({scheme_of(settings.store_url)}://)")
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    settings, _ = _settings(args)
+    return asyncio.run(_check(settings))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streamlimit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, help_ in (
+        ("serve", serve, "serve the HTTP API"),
+        ("check", check, "exit 0 when the settings are valid and the store answers, else 1"),
+    ):
+        p = sub.add_parser(name, help=help_)
+        _add_setting_flags(p)
+        p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ValidationError as exc:
+        print(f"streamlimit: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    except ConfigurationError as exc:
+        print(f"streamlimit: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

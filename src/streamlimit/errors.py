@@ -1,0 +1,34 @@
+"""The few domain errors. Transport layers map them to responses; nothing here knows HTTP."""
+
+
+class StreamLimitError(Exception):
+    """Base of every streamlimit error."""
+
+
+class ConfigurationError(StreamLimitError):
+    """A setting or store URL that cannot work; raised at start-up."""
+
+
+class StoreUnavailable(StreamLimitError):
+    """The store could not answer within its timeout (down, paused, unreachable, overloaded)."""
+
+
+class StreamNotActive(StreamLimitError):
+    """The stream expired, was stopped or never existed: the player must stop playback."""
+
+    def __init__(self, user_id: str, stream_id: str) -> None:
+        super().__init__(f"stream {stream_id!r} of user {user_id!r} is not active")
+        self.user_id = user_id
+        self.stream_id = stream_id
+
+
+class InvalidInput(StreamLimitError):
+    """A value that breaks a domain rule; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidId(InvalidInput):
+    """An id outside 1-128 characters of ``[A-Za-z0-9._:@+-]``."""

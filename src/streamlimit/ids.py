@@ -1,0 +1,15 @@
+"""The identifier rule shared by every entry point; store keys are only built from ids it accepts."""
+
+from __future__ import annotations
+
+import re
+
+ID_PATTERN = r"^[A-Za-z0-9._:@+\-]{1,128}$"
+MAX_DEVICE_LEN = 128
+MAX_LIMIT = 1000
+
+_ID = re.compile(ID_PATTERN)
+
+
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None

@@ -1,0 +1,152 @@
+"""The rules: limits, lease lengths and the outage policy. Knows no HTTP and no Redis."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable, StreamNotActive
+from streamlimit.ids import MAX_DEVICE_LEN, MAX_LIMIT, is_valid_id
+from streamlimit.models import (
+    HeartbeatResult,
+    LimitInfo,
+    StartResult,
+    StartStatus,
+    StopResult,
+    Stream,
+    UserStreams,
+)
+from streamlimit.settings import Settings
+from streamlimit.store.base import Store
+
+log = logging.getLogger("streamlimit.service")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    default_limit: int = 3
+    lease_ttl_ms: int = 90_000
+    legacy_lease_ttl_ms: int = 21_600_000
+    heartbeat_interval_s: float = 30
+    on_store_error: Literal["allow", "deny"] = "allow"
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Policy:
+        return cls(
+            default_limit=s.default_limit,
+            lease_ttl_ms=round(s.lease_ttl_s * 1000),
+            legacy_lease_ttl_ms=round(s.legacy_lease_ttl_s * 1000),
+            heartbeat_interval_s=s.heartbeat_interval_s,
+            on_store_error=s.on_store_error,
+        )
+
+
+class _OutageLog:
+    """At most one WARNING per interval, with the number of degraded answers in between."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self._interval_s = interval_s
+        self._last = -interval_s
+        self._suppressed = 0
+
+    def warn(self, op: str, exc: StoreUnavailable) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval_s:
+            self._suppressed += 1
+            return
+        log.warning(
+            "store unavailable, answering %s degraded (on_store_error=allow; %d more since last): %s",
+            op,
+            self._suppressed,
+            exc,
+        )
+        self._last, self._suppressed = now, 0
+
+
+def check_id(name: str, value: str) -> None:
+    if not is_valid_id(value):
+        raise InvalidId(name, f"{name} must be 1-128 characters of A-Z a-z 0-9 . _ : @ + -")
+
+
+class StreamService:
+    """Validates ids, applies the policy, and turns store outages into the configured answer."""
+
+    def __init__(self, store: Store, policy: Policy) -> None:
+        self.store = store
+        self.policy = policy
+        self._outage_log = _OutageLog()
+
+    def _degrade(self, op: str, exc: StoreUnavailable) -> None:
+        if self.policy.on_store_error == "deny":
+            raise exc
+        self._outage_log.warn(op, exc)
+
+    async def start(
+        self,
+        user_id: str,
+        stream_id: str | None = None,
+        device: str | None = None,
+        *,
+        legacy: bool = False,
+    ) -> StartResult:
+        check_id("user_id", user_id)
+        if stream_id is None:
+            stream_id = str(uuid.uuid4())
+        check_id("stream_id", stream_id)
+        if device is not None and len(device) > MAX_DEVICE_LEN:
+            raise InvalidInput("device", f"device must be at most {MAX_DEVICE_LEN} characters")
+        ttl_ms = self.policy.legacy_lease_ttl_ms if legacy else self.policy.lease_ttl_ms
+        try:
+            return await self.store.start(user_id, stream_id, device, ttl_ms, self.policy.default_limit)
+        except StoreUnavailable as exc:
+            self._degrade("start", exc)
+            now = time.time_ns() // 1_000_000  # degraded answers only: the store's clock is gone
+            stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
+            return StartResult(StartStatus.ADMITTED, stream, None, self.policy.default_limit, degraded=True)
+
+    async def heartbeat(self, user_id: str, stream_id: str) -> HeartbeatResult:
+        check_id("user_id", user_id)
+        check_id("stream_id", stream_id)
+        ttl_ms = self.policy.lease_ttl_ms
+        try:
+            stream = await self.store.heartbeat(user_id, stream_id, ttl_ms)
+        except StoreUnavailable as exc:
+            self._degrade("heartbeat", exc)
+            now = time.time_ns() // 1_000_000
+            return HeartbeatResult(Stream(user_id, stream_id, None, now, now + ttl_ms), degraded=True)
+        if stream is None:
+            raise StreamNotActive(user_id, stream_id)
+        return HeartbeatResult(stream)
+
+    async def stop(self, user_id: str, stream_id: str | None = None) -> StopResult:
+        """Stop ``stream_id``, or the oldest active stream when None."""
+        check_id("user_id", user_id)
+        if stream_id is not None:
+            check_id("stream_id", stream_id)
+        try:
+            return await self.store.stop(user_id, stream_id)
+        except StoreUnavailable as exc:
+            self._degrade("stop", exc)
+            return StopResult(None, None, degraded=True)
+
+    async def list(self, user_id: str) -> UserStreams:
+        check_id("user_id", user_id)
+        return await self.store.list(user_id, self.policy.default_limit)
+
+    async def stop_all(self, user_id: str) -> int:
+        check_id("user_id", user_id)
+        return await self.store.stop_all(user_id)
+
+    async def get_limit(self, user_id: str) -> LimitInfo:
+        check_id("user_id", user_id)
+        return await self.store.get_limit(user_id, self.policy.default_limit)
+
+    async def set_limit(self, user_id: str, limit: int | None) -> LimitInfo:
+        """Set the per-user override, or clear it (back to the default) when None."""
+        check_id("user_id", user_id)
+        if limit is not None and not 0 <= limit <= MAX_LIMIT:
+            raise InvalidInput("limit", f"limit must be an integer from 0 to {MAX_LIMIT}")
+        return await self.store.set_limit(user_id, limit, self.policy.default_limit)

@@ -1,0 +1,58 @@
+"""Validated settings. Built explicitly (``Settings()``); nothing is read at import time."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "STREAMLIMIT_"
+
+
+class Settings(BaseSettings):
+    """Every setting comes from ``STREAMLIMIT_<NAME>`` or the matching ``serve`` flag."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(3000, ge=0, le=65535, description="TCP port to listen on")
+    store_url: str = Field(
+        "embedded://./.streamlimit",
+        description="redis://, rediss://, unix://, memory:// or embedded://PATH",
+    )
+    default_limit: int = Field(3, ge=0, le=1000, description="streams per user without override")
+    lease_ttl_s: float = Field(90, gt=0, le=86400, description="lease length after a start or heartbeat")
+    heartbeat_interval_s: float = Field(30, gt=0, le=86400, description="players heartbeat this often")
+    legacy_lease_ttl_s: float = Field(21600, gt=0, le=604800, description="lease of compat-API streams")
+    on_store_error: Literal["allow", "deny"] = Field("allow", description="outage policy")
+    store_timeout_ms: int = Field(500, ge=10, le=60000, description="store call timeout")
+    store_max_connections: int = Field(64, ge=1, le=10000, description="store connections per process")
+    workers: int = Field(1, ge=1, le=64, description="worker processes sharing one port")
+    embedded_server_bin: str | None = Field(
+        None, description="redis-server/valkey-server for embedded:// (default: the bundled one)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+
+    @model_validator(mode="after")
+    def _heartbeat_fits_lease(self) -> Settings:
+        if self.heartbeat_interval_s >= self.lease_ttl_s:
+            raise ValueError(
+                "heartbeat_interval_s must be shorter than lease_ttl_s "
+                f"({self.heartbeat_interval_s} >= {self.lease_ttl_s})"
+            )
+        return self
+
+    @property
+    def store_timeout_s(self) -> float:
+        return self.store_timeout_ms / 1000
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line per invalid setting, naming its environment variable."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+        lines.append(f"invalid setting {name}: {err['msg']}")
+    return "\n".join(lines)

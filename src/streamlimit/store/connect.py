@@ -1,0 +1,74 @@
+"""Store URL -> store. The only module that knows schemes and topologies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from streamlimit.errors import ConfigurationError, StoreUnavailable
+from streamlimit.settings import Settings
+from streamlimit.store.base import Store
+from streamlimit.store.embedded import EmbeddedServer
+from streamlimit.store.memory import Clock, MemoryStore, system_clock_ms
+from streamlimit.store.redis import RedisStore
+
+log = logging.getLogger("streamlimit.store")
+
+SCHEMES = ("memory", "redis", "rediss", "unix", "embedded")
+
+
+def scheme_of(url: str) -> str:
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        valid = ", ".join(f"{s}://" for s in SCHEMES)
+        raise ConfigurationError(f"unknown store URL scheme {scheme!r} in {url!r}; use one of {valid}")
+    return scheme
+
+
+def embedded_path(url: str) -> Path:
+    """``embedded://PATH``: ``embedded://./.streamlimit`` and ``embedded:///abs/dir`` both work."""
+    rest = url.split("://", 1)[1]
+    return Path(rest or ".streamlimit")
+
+
+def redis_client(url: str, settings: Settings) -> Redis:
+    timeout_s = settings.store_timeout_s
+    # blocking pool: under load a request waits for a connection (back-pressure), it does
+    # not fail with MaxConnectionsError, which under `allow` would silently over-admit
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.store_max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        decode_responses=True,
+        # one immediate retry replaces a pooled connection that died with a restarted store
+        retry=Retry(NoBackoff(), 1),
+    )
+    return Redis(connection_pool=pool)
+
+
+async def open_store(settings: Settings, *, clock: Clock = system_clock_ms) -> Store:
+    """Build the store for ``settings.store_url``. A store that is down is not an error here."""
+    url = settings.store_url
+    scheme = scheme_of(url)
+    if scheme == "memory":
+        return MemoryStore(clock)
+    on_close: Callable[[], Awaitable[None]] | None = None
+    if scheme == "embedded":
+        server = EmbeddedServer(embedded_path(url), settings.embedded_server_bin)
+        await server.ensure_running()
+        server.supervise()
+        url, on_close = server.url, server.aclose
+    store = RedisStore(redis_client(url, settings), settings.store_timeout_s, on_close)
+    try:
+        await store.load_scripts()
+    except StoreUnavailable as exc:
+        log.warning("store not reachable at start-up, serving per on_store_error: %s", exc)
+    return store

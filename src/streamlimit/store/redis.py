@@ -1,0 +1,107 @@
+"""Redis store: one EVALSHA of one Lua script per operation, whatever the topology."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from streamlimit.errors import StoreUnavailable
+from streamlimit.models import LimitInfo, StartResult, StartStatus, StopResult, Stream, UserStreams
+from streamlimit.store import scripts
+from streamlimit.store.keys import user_keys
+
+_STATUS = {0: StartStatus.REFUSED, 1: StartStatus.ADMITTED, 2: StartStatus.RENEWED}
+
+
+def _stream(user_id: str, stream_id: str, expires_ms: int, info: str) -> Stream:
+    started, sep, device = info.partition("|")
+    return Stream(user_id, stream_id, device if sep else None, int(started), int(expires_ms))
+
+
+def _streams(user_id: str, flat: Sequence[Any]) -> tuple[Stream, ...]:
+    found = [_stream(user_id, flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+    found.sort(key=lambda s: (s.started_at_ms, s.stream_id))
+    return tuple(found)
+
+
+class RedisStore:
+    """Store errors and timeouts become ``StoreUnavailable`` here and nowhere else."""
+
+    def __init__(
+        self,
+        client: Redis,
+        timeout_s: float,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._client = client
+        self._timeout_s = timeout_s
+        self._on_close = on_close
+        self._scripts: dict[str, AsyncScript] = {
+            name: client.register_script(scripts.source(name)) for name in scripts.NAMES
+        }
+
+    async def _run(self, call: Awaitable[Any]) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await call
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"store call failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
+        return await self._run(self._scripts[name](keys=user_keys(user_id), args=args))
+
+    async def load_scripts(self) -> None:
+        """Register every script on the server, so the first requests need no SCRIPT LOAD."""
+        for script in self._scripts.values():
+            await self._run(self._client.script_load(script.script))
+
+    async def start(
+        self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, default_limit: int
+    ) -> StartResult:
+        suffix = "" if device is None else f"|{device}"
+        r = await self._eval("start", user_id, stream_id, suffix, ttl_ms, default_limit)
+        status, limit, active = _STATUS[r[0]], int(r[2]), int(r[3])
+        if status is StartStatus.REFUSED:
+            return StartResult(status, None, active, limit, _streams(user_id, r[4:]))
+        return StartResult(status, _stream(user_id, stream_id, r[4], r[5]), active, limit)
+
+    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | None:
+        r = await self._eval("heartbeat", user_id, stream_id, ttl_ms)
+        return _stream(user_id, stream_id, r[2], r[3]) if r[0] else None
+
+    async def stop(self, user_id: str, stream_id: str | None) -> StopResult:
+        r = await self._eval("stop", user_id, stream_id or "")
+        removed = _stream(user_id, r[3], r[4], r[5]) if r[0] else None
+        return StopResult(removed, int(r[2]))
+
+    async def list(self, user_id: str, default_limit: int) -> UserStreams:
+        r = await self._eval("list", user_id, default_limit)
+        return UserStreams(user_id, int(r[1]), bool(r[2]), _streams(user_id, r[3:]))
+
+    async def stop_all(self, user_id: str) -> int:
+        return int(await self._eval("stop_all", user_id))
+
+    async def _limit(self, user_id: str, op: str, value: int, default_limit: int) -> LimitInfo:
+        r = await self._eval("limit", user_id, op, value, default_limit)
+        return LimitInfo(user_id, int(r[0]), bool(r[1]))
+
+    async def get_limit(self, user_id: str, default_limit: int) -> LimitInfo:
+        return await self._limit(user_id, "get", 0, default_limit)
+
+    async def set_limit(self, user_id: str, limit: int | None, default_limit: int) -> LimitInfo:
+        if limit is None:
+            return await self._limit(user_id, "clear", 0, default_limit)
+        return await self._limit(user_id, "set", limit, default_limit)
+
+    async def ping(self) -> None:
+        await self._run(self._client.ping())
+
+    async def close(self) -> None:
+        await self._client.aclose()
+        if self._on_close is not None:
+            await self._on_close()
