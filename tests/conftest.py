@@ -1,0 +1,41 @@
+"""Fixtures: real Redis-protocol servers and real service processes, all on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import RedisServer, Service
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One valkey-server for the session, started from the bundled binary."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server, emptied for this test."""
+    redis_server.command("FLUSHALL")
+    return redis_server.url
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Start ``streamlimit serve`` processes; all are stopped at the end of the test."""
+    started: list[Service] = []
+
+    def start(store_url: str, **settings: object) -> Service:
+        service = Service(store_url, tmp_path / f"service-{len(started)}.log", **settings)
+        started.append(service)
+        return service.start()
+
+    yield start
+    for service in started:
+        service.stop()
