@@ -51,7 +51,7 @@ def redis_client(url: str, settings: Settings) -> Redis:
         # one immediate retry replaces a pooled connection that died with a restarted store
         retry=Retry(NoBackoff(), 1),
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool and closes it
 
 
 async def open_store(settings: Settings, *, clock: Clock = system_clock_ms) -> Store:

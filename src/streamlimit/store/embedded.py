@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -55,6 +56,7 @@ async def ping_unix(socket_path: Path, timeout_s: float = 0.5) -> bool:
                 return (await reader.readline()).startswith(b"+PONG")
             finally:
                 writer.close()
+                await writer.wait_closed()
     except (OSError, TimeoutError):
         return False
 
@@ -89,34 +91,36 @@ class EmbeddedServer:
                         raise StoreUnavailable("timed out waiting for the embedded lock") from None
                     await asyncio.sleep(0.05)
             try:
-                if not await ping_unix(self.socket):
+                if not await ping_unix(self.socket) and not self._alive():
                     await self._spawn(deadline)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def _alive(self) -> bool:
+        """A server for this path is still running (loading, paused or busy): never start a second."""
+        if self._proc is not None and self._proc.poll() is None:
+            return True
+        try:
+            os.kill(int((self.path / "valkey.pid").read_text()), 0)
+        except (OSError, ValueError):
+            return False
+        return True
+
     async def _spawn(self, deadline: float) -> None:
         binary = server_binary(self._binary)
-        args = [
-            binary,
-            "--port",
-            "0",
-            "--unixsocket",
-            str(self.socket),
-            "--unixsocketperm",
-            "700",
-            "--dir",
-            str(self.path),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "",
-            "--logfile",
-            str(self.path / "server.log"),
-            "--daemonize",
-            "no",
-        ]
+        config = {
+            "port": "0",  # unix socket only: nothing listens on the network
+            "unixsocket": str(self.socket),
+            "unixsocketperm": "700",
+            "dir": str(self.path),
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            "save": "",
+            "pidfile": str(self.path / "valkey.pid"),
+            "logfile": str(self.path / "server.log"),
+            "daemonize": "no",
+        }
+        args = [binary, *(arg for key, value in config.items() for arg in (f"--{key}", value))]
         log.info("starting embedded store: %s (data in %s)", Path(binary).name, self.path)
         # its own session: a Ctrl-C in the terminal reaches us, and we stop it in order
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - fork+exec, returns at once
