@@ -37,6 +37,8 @@ def parse_json(raw: bytes) -> Any:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise Problem(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "malformed_json", "request body is nested too deeply") from None
 
 
 async def json_object(request: Request, allowed: Collection[str]) -> dict[str, Any]:

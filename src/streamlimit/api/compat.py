@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json as stdjson
 from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from streamlimit.api.bodies import parse_json, read_body
+from streamlimit.api.bodies import read_body
 from streamlimit.api.problems import Problem
 from streamlimit.api.render import json
+from streamlimit.api.routing import resource
 from streamlimit.api.v1 import DEGRADED
 from streamlimit.ids import is_valid_id
 from streamlimit.models import StartStatus
@@ -49,13 +50,20 @@ async def _fields(request: Request) -> dict[str, list[Any]]:
         return {k: list(v) for k, v in parse_qs(raw.decode("latin-1"), keep_blank_values=True).items()}
     if not raw.strip():
         return {}
-    try:
-        body = parse_json(raw)
-    except Problem:
+    try:  # the stdlib parser keeps repeated members visible, which the fast one cannot
+        body = stdjson.loads(raw, object_pairs_hook=_Members)
+    except (ValueError, RecursionError):
         raise _bad("body is not valid JSON", "body") from None
-    if not isinstance(body, dict):
+    if not isinstance(body, _Members):
         raise _bad("body must be a JSON object with userId")
-    return {k: [v] for k, v in body.items()}
+    fields: dict[str, list[Any]] = {}
+    for key, value in body:
+        fields.setdefault(key, []).append(value)
+    return fields
+
+
+class _Members(list[tuple[str, Any]]):
+    """A JSON object as its (member, value) pairs, repeats included."""
 
 
 def _service(request: Request) -> StreamService:
@@ -133,8 +141,4 @@ async def remove(request: Request) -> Response:
     )
 
 
-ROUTES = [
-    Route("/user/stream", count, methods=["GET"]),
-    Route("/user/stream", add, methods=["POST"]),
-    Route("/user/stream", remove, methods=["DELETE"]),
-]
+ROUTES = [resource("/user/stream", get=count, post=add, delete=remove)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from streamlimit.api.render import json
+from streamlimit.api.routing import resource
 from streamlimit.service import StreamService
 
 
@@ -20,7 +20,4 @@ async def readyz(request: Request) -> Response:
     return json({"status": "ready"})
 
 
-ROUTES = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-]
+ROUTES = [resource("/healthz", get=healthz), resource("/readyz", get=readyz)]

@@ -6,11 +6,11 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from streamlimit.api.bodies import json_object, optional_str
 from streamlimit.api.problems import Problem
 from streamlimit.api.render import JSON, json, stream_body
+from streamlimit.api.routing import resource
 from streamlimit.models import LimitInfo, StartStatus, Stream
 from streamlimit.service import StreamService
 
@@ -115,12 +115,8 @@ async def clear_limit(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/v1/users/{user_id}/streams", start, methods=["POST"]),
-    Route("/v1/users/{user_id}/streams", list_streams, methods=["GET"]),
-    Route("/v1/users/{user_id}/streams", stop_all, methods=["DELETE"]),
-    Route("/v1/users/{user_id}/streams/{stream_id}/heartbeat", heartbeat, methods=["POST"]),
-    Route("/v1/users/{user_id}/streams/{stream_id}", stop, methods=["DELETE"]),
-    Route("/v1/users/{user_id}/limit", get_limit, methods=["GET"]),
-    Route("/v1/users/{user_id}/limit", put_limit, methods=["PUT"]),
-    Route("/v1/users/{user_id}/limit", clear_limit, methods=["DELETE"]),
+    resource("/v1/users/{user_id}/streams", post=start, get=list_streams, delete=stop_all),
+    resource("/v1/users/{user_id}/streams/{stream_id}/heartbeat", post=heartbeat),
+    resource("/v1/users/{user_id}/streams/{stream_id}", delete=stop),
+    resource("/v1/users/{user_id}/limit", get=get_limit, put=put_limit, delete=clear_limit),
 ]
