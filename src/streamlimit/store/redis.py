@@ -29,6 +29,12 @@ def _streams(user_id: str, flat: Sequence[Any]) -> tuple[Stream, ...]:
     return tuple(found)
 
 
+def _discard(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned call's outcome so it is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 class RedisStore:
     """Store errors and timeouts become ``StoreUnavailable`` here and nowhere else."""
 
@@ -46,10 +52,21 @@ class RedisStore:
         }
 
     async def _run(self, call: Awaitable[Any]) -> Any:
+        # The call runs as its own task and we stop waiting at the deadline, whether or
+        # not it honours its cancellation (redis-py's wait_for can swallow one on 3.11).
+        task = asyncio.ensure_future(call)
         try:
-            async with asyncio.timeout(self._timeout_s):
-                return await call
-        except (RedisError, OSError, TimeoutError) as exc:
+            done, _ = await asyncio.wait((task,), timeout=self._timeout_s)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_discard)
+            raise StoreUnavailable(f"store call timed out after {self._timeout_s * 1000:.0f} ms")
+        try:
+            return task.result()
+        except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"store call failed: {type(exc).__name__}: {exc}") from exc
 
     async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
