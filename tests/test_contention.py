@@ -237,3 +237,22 @@ async def heartbeat_stop_trials(pair: Pair) -> None:
 
 def test_concurrent_heartbeats_and_stops_of_one_stream_never_error(services: Pair) -> None:
     asyncio.run(heartbeat_stop_trials(services))
+
+
+def test_a_small_connection_pool_is_back_pressure_not_an_outage(
+    redis_url: str, service_factory: Any
+) -> None:
+    """Far more simultaneous requests than store connections: they queue, none is degraded."""
+    pair: Pair = (
+        service_factory(redis_url, store_max_connections=2),
+        service_factory(redis_url, store_max_connections=2),
+    )
+
+    async def trial() -> None:
+        async with clients() as cs:
+            responses, listings = await start_burst(cs, pair, fresh_user("pool"), STARTS)
+        check_healthy(responses)
+        assert Counter(r.status_code for r in responses) == {201: LIMIT, 409: STARTS - LIMIT}
+        check_listings(listings, {r.json()["stream_id"] for r in responses if r.status_code == 201})
+
+    asyncio.run(trial())
