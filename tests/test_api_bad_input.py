@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -81,7 +83,9 @@ def test_invalid_stream_id_in_body_is_422(client: httpx.Client, stream_id: str) 
     problem(client.post(f"/v1/users/{uid()}/streams", json={"stream_id": stream_id}), 422, "invalid_id")
 
 
-@pytest.mark.parametrize("raw", [b"{", b"{'a': 1}", b"nul", b'{"stream_id": }', b"\xff\xfe{}", b"{}x"])
+@pytest.mark.parametrize(
+    "raw", [b"{", b"{'a': 1}", b"nul", b'{"stream_id": }', b"\xff\xfe{}", b"{}x", b'{"device": "\xff\xfe"}']
+)
 def test_malformed_json_is_400(client: httpx.Client, raw: bytes) -> None:
     problem(start(client, raw), 400, "malformed_json")
     problem(client.put(f"/v1/users/{uid()}/limit", content=raw), 400, "malformed_json")
@@ -282,3 +286,16 @@ def test_fuzz_arbitrary_path_segments(client: httpx.Client) -> None:
 
     run()
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_client_that_disconnects_mid_body_leaves_no_traceback(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    svc = Service(redis_server.url, tmp_path / "svc.log").start()
+    try:
+        with socket.create_connection(("127.0.0.1", svc.port)) as s:
+            s.sendall(b"POST /v1/users/u/streams HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}")
+        assert httpx.get(f"{svc.url}/healthz").status_code == 200
+    finally:
+        svc.stop()
+    assert "Traceback" not in (tmp_path / "svc.log").read_text()

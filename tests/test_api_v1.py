@@ -203,6 +203,21 @@ def test_stop_is_204_also_when_already_gone(client: httpx.Client) -> None:
     assert client.delete(f"/v1/users/{uid()}/streams/never").status_code == 204
 
 
+def test_get_one_stream_follows_its_location(client: httpx.Client) -> None:
+    user = uid()
+    r = client.post(f"/v1/users/{user}/streams", json={"stream_id": "s", "device": "tv"})
+    assert r.status_code == 201
+    got = client.get(r.headers["location"])
+    assert got.status_code == 200, got.text
+    assert got.json() == {
+        k: r.json()[k] for k in ("user_id", "stream_id", "device", "started_at", "expires_at")
+    }
+    client.delete(r.headers["location"])
+    gone = client.get(r.headers["location"])
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "stream_not_active"
+
+
 def test_list_unknown_user_and_oldest_first(client: httpx.Client) -> None:
     user = uid()
     assert listing(client, user) == {

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
+from streamlimit.errors import StoreUnavailable
 from streamlimit.models import StartStatus
 from streamlimit.settings import Settings
 from streamlimit.store.connect import open_store, redis_client
@@ -32,8 +34,9 @@ def _server_pid(path: Path) -> int:
     return asyncio.run(info())
 
 
-def test_two_stores_on_one_path_share_one_server(tmp_path: Path) -> None:
+def test_stores_on_one_path_share_one_server_until_the_last_leaves(tmp_path: Path) -> None:
     settings = Settings(store_url=f"embedded://{tmp_path}")
+    sock = tmp_path / "valkey.sock"
 
     async def main() -> None:
         first, second = await open_store(settings), await open_store(settings)
@@ -41,11 +44,44 @@ def test_two_stores_on_one_path_share_one_server(tmp_path: Path) -> None:
             assert (await first.start("u", "a", None, 60_000, 1)).status is StartStatus.ADMITTED
             assert (await second.start("u", "b", None, 60_000, 1)).status is StartStatus.REFUSED
         finally:
+            await first.close()  # the process that started the server leaves first
+        try:
+            assert await ping_unix(sock)
+            assert (await second.list("u", 1)).active == 1
+        finally:
             await second.close()
-            await first.close()
+        assert not await ping_unix(sock)  # the last user shut it down
+        assert not EmbeddedServer(tmp_path).server_alive()
 
     asyncio.run(main())
-    assert not asyncio.run(ping_unix(tmp_path / "valkey.sock"))  # the owner stopped it
+
+
+def test_a_stale_pid_or_socket_file_does_not_stop_a_start(tmp_path: Path) -> None:
+    (tmp_path / "valkey.sock").write_text("not a socket")
+    (tmp_path / "valkey.pid").write_text(str(os.getpid()))  # a live, unrelated pid
+
+    async def main() -> None:
+        store = await open_store(Settings(store_url=f"embedded://{tmp_path}"))
+        try:
+            await store.ping()
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_an_embedded_server_that_cannot_start_is_an_outage_not_a_crash(tmp_path: Path) -> None:
+    settings = Settings(store_url=f"embedded://{tmp_path}", embedded_server_bin="false")
+
+    async def main() -> None:
+        store = await open_store(settings)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.ping()
+        finally:
+            await store.close()
+
+    asyncio.run(main())
 
 
 def test_leases_survive_a_clean_restart_from_the_aof(tmp_path: Path) -> None:
@@ -73,7 +109,7 @@ def test_leases_survive_a_clean_restart_from_the_aof(tmp_path: Path) -> None:
 def test_the_supervisor_restarts_a_killed_server(tmp_path: Path) -> None:
     async def main() -> None:
         server = EmbeddedServer(tmp_path)
-        await server.ensure_running()
+        await server.join()
         server.supervise(interval_s=0.1)
         store = RedisStore(redis_client(server.url, Settings(store_url="memory://")), 0.5, server.aclose)
         try:

@@ -102,6 +102,8 @@ def assert_unavailable(name: str, r: httpx.Response) -> None:
     assert r.status_code == 503, f"{name}: {r.status_code} {r.text}"
     assert r.headers["content-type"] == "application/problem+json", f"{name}: {r.headers}"
     assert r.json()["code"] == "store_unavailable", f"{name}: {r.text}"
+    if "/user/stream" in str(r.request.url):  # original clients read `message`
+        assert isinstance(r.json()["message"], str), f"{name}: {r.text}"
     assert r.headers.get("retry-after", "").isdigit(), f"{name}: {r.headers}"
     assert not is_degraded(r), f"{name}: {r.headers}"
 

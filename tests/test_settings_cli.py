@@ -55,8 +55,12 @@ def test_an_invalid_setting_is_named(monkeypatch: pytest.MonkeyPatch, env: str, 
 
 
 def test_heartbeat_must_be_shorter_than_the_lease() -> None:
-    with pytest.raises(ValidationError, match="heartbeat_interval_s must be shorter"):
+    with pytest.raises(ValidationError) as exc:
         Settings(lease_ttl_s=10, heartbeat_interval_s=10)
+    assert describe_error(exc.value) == (
+        "invalid settings: STREAMLIMIT_HEARTBEAT_INTERVAL_S must be shorter than "
+        "STREAMLIMIT_LEASE_TTL_S (10.0 >= 10.0)"
+    )
 
 
 def _serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable, StreamNotActive
-from streamlimit.ids import MAX_DEVICE_LEN, MAX_LIMIT, is_valid_id
+from streamlimit.ids import ID_RULE, MAX_DEVICE_LEN, MAX_LIMIT, is_valid_id
 from streamlimit.models import (
     HeartbeatResult,
     LimitInfo,
@@ -68,7 +68,7 @@ class _OutageLog:
 
 def check_id(name: str, value: str) -> None:
     if not is_valid_id(value):
-        raise InvalidId(name, f"{name} must be 1-128 characters of A-Z a-z 0-9 . _ : @ + -")
+        raise InvalidId(name, f"{name} must be {ID_RULE}")
 
 
 class StreamService:
@@ -135,6 +135,14 @@ class StreamService:
     async def list(self, user_id: str) -> UserStreams:
         check_id("user_id", user_id)
         return await self.store.list(user_id, self.policy.default_limit)
+
+    async def get(self, user_id: str, stream_id: str) -> Stream:
+        """One active stream; ``StreamNotActive`` when it is not."""
+        check_id("stream_id", stream_id)
+        for stream in (await self.list(user_id)).streams:
+            if stream.stream_id == stream_id:
+                return stream
+        raise StreamNotActive(user_id, stream_id)
 
     async def stop_all(self, user_id: str) -> int:
         check_id("user_id", user_id)

@@ -22,9 +22,9 @@ class Settings(BaseSettings):
         description="redis://, rediss://, unix://, memory:// or embedded://PATH",
     )
     default_limit: int = Field(3, ge=0, le=1000, description="streams per user without override")
-    lease_ttl_s: float = Field(90, gt=0, le=86400, description="lease length after a start or heartbeat")
+    lease_ttl_s: float = Field(90, ge=0.01, le=86400, description="lease length after a start or heartbeat")
     heartbeat_interval_s: float = Field(30, gt=0, le=86400, description="players heartbeat this often")
-    legacy_lease_ttl_s: float = Field(21600, gt=0, le=604800, description="lease of compat-API streams")
+    legacy_lease_ttl_s: float = Field(21600, ge=0.01, le=604800, description="lease of compat-API streams")
     on_store_error: Literal["allow", "deny"] = Field("allow", description="outage policy")
     store_timeout_ms: int = Field(500, ge=10, le=60000, description="store call timeout")
     store_max_connections: int = Field(64, ge=1, le=10000, description="store connections per process")
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     def _heartbeat_fits_lease(self) -> Settings:
         if self.heartbeat_interval_s >= self.lease_ttl_s:
             raise ValueError(
-                "heartbeat_interval_s must be shorter than lease_ttl_s "
+                f"{ENV_PREFIX}HEARTBEAT_INTERVAL_S must be shorter than {ENV_PREFIX}LEASE_TTL_S "
                 f"({self.heartbeat_interval_s} >= {self.lease_ttl_s})"
             )
         return self
@@ -53,6 +53,8 @@ def describe_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = [str(part) for part in err["loc"]]
-        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
-        lines.append(f"invalid setting {name}: {err['msg']}")
+        if loc:
+            lines.append(f"invalid setting {ENV_PREFIX}{loc[0].upper()}: {err['msg']}")
+        else:  # a rule across settings names them in its message
+            lines.append(f"invalid settings: {err['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)

@@ -35,7 +35,7 @@ async def read_body(request: Request) -> bytes:
 def parse_json(raw: bytes) -> Any:
     try:
         return msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Problem(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise Problem(400, "malformed_json", "request body is nested too deeply") from None

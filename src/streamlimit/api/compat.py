@@ -10,13 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from streamlimit.api.bodies import read_body
-from streamlimit.api.problems import Problem
+from streamlimit.api.problems import RETRY_AFTER_S, Problem, problem_response
 from streamlimit.api.render import json
-from streamlimit.api.routing import resource
+from streamlimit.api.routing import Endpoint, resource, service_of
 from streamlimit.api.v1 import DEGRADED
-from streamlimit.ids import is_valid_id
+from streamlimit.errors import StoreUnavailable
+from streamlimit.ids import ID_RULE, is_valid_id
 from streamlimit.models import StartStatus
-from streamlimit.service import StreamService
 
 
 def _bad(message: str, field: str = "userId") -> Problem:
@@ -37,7 +37,7 @@ def _one(values: list[Any], name: str, required: bool) -> str | None:
     if not isinstance(value, str):
         raise _bad(f"{name} must be a string", name)
     if not is_valid_id(value):
-        raise _bad(f"{name} must be 1-128 characters of A-Z a-z 0-9 . _ : @ + -", name)
+        raise _bad(f"{name} must be {ID_RULE}", name)
     return value
 
 
@@ -66,15 +66,10 @@ class _Members(list[tuple[str, Any]]):
     """A JSON object as its (member, value) pairs, repeats included."""
 
 
-def _service(request: Request) -> StreamService:
-    service: StreamService = request.app.state.service
-    return service
-
-
 async def count(request: Request) -> Response:
     user_id = _one(request.query_params.getlist("userId"), "userId", True)
     assert user_id is not None
-    user = await _service(request).list(user_id)
+    user = await service_of(request).list(user_id)
     exhausted = user.active >= user.limit
     message = (
         f"Warning: quota of max {user.limit} streams per user exhausted"
@@ -96,7 +91,7 @@ async def add(request: Request) -> Response:
     user_id = _one(fields.get("userId", []), "userId", True)
     stream_id = _one(fields.get("streamId", []), "streamId", False)
     assert user_id is not None
-    result = await _service(request).start(user_id, stream_id, legacy=True)
+    result = await service_of(request).start(user_id, stream_id, legacy=True)
     if result.status is StartStatus.REFUSED:
         return json(
             {
@@ -122,7 +117,7 @@ async def remove(request: Request) -> Response:
     user_id = _one(fields.get("userId", []), "userId", True)
     stream_id = _one(fields.get("streamId", []), "streamId", False)
     assert user_id is not None
-    result = await _service(request).stop(user_id, stream_id)
+    result = await service_of(request).stop(user_id, stream_id)
     if result.degraded:
         return json(
             {"message": "Stream removed successfully", "activeStreams": None, "degraded": True},
@@ -141,4 +136,31 @@ async def remove(request: Request) -> Response:
     )
 
 
-ROUTES = [resource("/user/stream", get=count, post=add, delete=remove)]
+def _unavailable_with_message(handler: Endpoint) -> Endpoint:
+    """The original clients read ``message``; an outage answer carries one too."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except StoreUnavailable:
+            message = "The stream store is unavailable, please try again shortly"
+            return problem_response(
+                request,
+                503,
+                "store_unavailable",
+                message,
+                {"message": message},
+                {"Retry-After": RETRY_AFTER_S},
+            )
+
+    return wrapped
+
+
+ROUTES = [
+    resource(
+        "/user/stream",
+        get=_unavailable_with_message(count),
+        post=_unavailable_with_message(add),
+        delete=_unavailable_with_message(remove),
+    )
+]

@@ -6,8 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from streamlimit.api.render import json
-from streamlimit.api.routing import resource
-from streamlimit.service import StreamService
+from streamlimit.api.routing import resource, service_of
 
 
 async def healthz(request: Request) -> Response:
@@ -15,8 +14,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    service: StreamService = request.app.state.service
-    await service.store.ping()  # StoreUnavailable -> 503 store_unavailable
+    await service_of(request).store.ping()  # StoreUnavailable -> 503 store_unavailable
     return json({"status": "ready"})
 
 

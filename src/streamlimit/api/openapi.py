@@ -39,7 +39,16 @@ _BAD = {
     "400": _problem("malformed JSON (`malformed_json`)"),
     "413": _problem(f"body over {MAX_BODY_BYTES} bytes (`body_too_large`)"),
     "422": _problem("invalid id (`invalid_id`) or body (`invalid_body`)"),
-    "503": _problem("store unavailable (`store_unavailable`)"),
+    "503": {
+        **_problem("store unavailable (`store_unavailable`)"),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    },
+}
+_DEGRADED_HEADER = {
+    "X-StreamLimit-Degraded": {
+        "schema": {"type": "string", "enum": ["1"]},
+        "description": "present when the answer comes from the outage policy, not the store",
+    }
 }
 _USER = [_param("user_id")]
 _STREAM = [_param("user_id"), _param("stream_id")]
@@ -148,8 +157,14 @@ _PATHS: dict[str, Any] = {
                 "content": {"application/json": {"schema": _ref("StartRequest")}},
             },
             "responses": {
-                "201": _json(_ref("Lease"), "admitted"),
-                "200": _json(_ref("Lease"), "already active: renewed (or degraded)"),
+                "201": {
+                    **_json(_ref("Lease"), "admitted"),
+                    "headers": {"Location": {"schema": {"type": "string"}, "description": "the stream"}},
+                },
+                "200": {
+                    **_json(_ref("Lease"), "already active: renewed (or degraded)"),
+                    "headers": _DEGRADED_HEADER,
+                },
                 "409": _problem("limit reached (`stream_limit_reached`), with the active streams"),
                 **_BAD,
             },
@@ -171,7 +186,7 @@ _PATHS: dict[str, Any] = {
         "post": {
             "summary": "Extend the stream's lease",
             "responses": {
-                "200": _json(_ref("Lease"), "renewed"),
+                "200": {**_json(_ref("Lease"), "renewed"), "headers": _DEGRADED_HEADER},
                 "404": _problem("not active (`stream_not_active`): stop playback"),
                 **_BAD,
             },
@@ -179,9 +194,17 @@ _PATHS: dict[str, Any] = {
     },
     "/v1/users/{user_id}/streams/{stream_id}": {
         "parameters": _STREAM,
+        "get": {
+            "summary": "One active stream",
+            "responses": {
+                "200": _json(_ref("Stream"), "the stream"),
+                "404": _problem("not active (`stream_not_active`)"),
+                **_BAD,
+            },
+        },
         "delete": {
             "summary": "Stop a stream (also when already gone)",
-            "responses": {"204": {"description": "stopped"}, **_BAD},
+            "responses": {"204": {"description": "stopped", "headers": _DEGRADED_HEADER}, **_BAD},
         },
     },
     "/v1/users/{user_id}/limit": {
@@ -216,7 +239,11 @@ _PATHS: dict[str, Any] = {
         "get": {
             "summary": "Compat: count the user's streams",
             "parameters": [_param("userId", "query")],
-            "responses": {"200": _json(_ref("CompatReply"), "count"), "400": _problem("bad userId")},
+            "responses": {
+                "200": _json(_ref("CompatReply"), "count"),
+                "400": _problem("bad userId"),
+                "503": _BAD["503"],
+            },
         },
         "post": {
             "summary": "Compat: add a stream (legacy lease TTL)",
@@ -225,6 +252,7 @@ _PATHS: dict[str, Any] = {
                 "200": _json(_ref("CompatReply"), "added"),
                 "403": _json(_ref("CompatReply"), "quota exceeded"),
                 "400": _problem("bad userId"),
+                "503": _BAD["503"],
             },
         },
         "delete": {
@@ -235,6 +263,7 @@ _PATHS: dict[str, Any] = {
                 "403": _json(_ref("CompatReply"), "no stream active"),
                 "404": _json(_ref("CompatReply"), "stream not found"),
                 "400": _problem("bad userId"),
+                "503": _BAD["503"],
             },
         },
     },

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable, StreamNotActive
@@ -96,8 +96,13 @@ async def _not_active(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    # the client is gone: nobody will read this, and it is not our error
+    return problem_response(request, 400, "client_disconnected", "the client closed the request")
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Starlette re-raises after this response, and the server logs the traceback once
     return problem_response(request, 500, "internal_error", "internal error")
 
 
@@ -107,5 +112,6 @@ HANDLERS = {
     StoreUnavailable: _store,
     InvalidInput: _invalid,
     StreamNotActive: _not_active,
+    ClientDisconnect: _disconnected,
     Exception: _unexpected,
 }

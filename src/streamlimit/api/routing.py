@@ -9,7 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from streamlimit.service import StreamService
+
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def service_of(request: Request) -> StreamService:
+    """The app's service, built by the lifespan."""
+    service: StreamService = request.app.state.service
+    return service
 
 
 def resource(path: str, **handlers: Endpoint) -> Route:

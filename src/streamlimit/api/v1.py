@@ -10,16 +10,12 @@ from starlette.responses import Response
 from streamlimit.api.bodies import json_object, optional_str
 from streamlimit.api.problems import Problem
 from streamlimit.api.render import JSON, json, stream_body
-from streamlimit.api.routing import resource
+from streamlimit.api.routing import resource, service_of
+from streamlimit.ids import MAX_LIMIT
 from streamlimit.models import LimitInfo, StartStatus, Stream
 from streamlimit.service import StreamService
 
 DEGRADED = {"X-StreamLimit-Degraded": "1"}
-
-
-def _service(request: Request) -> StreamService:
-    service: StreamService = request.app.state.service
-    return service
 
 
 def _lease_body(service: StreamService, stream: Stream, degraded: bool) -> dict[str, Any]:
@@ -32,7 +28,7 @@ def _lease_body(service: StreamService, stream: Stream, degraded: bool) -> dict[
 
 
 async def start(request: Request) -> Response:
-    service = _service(request)
+    service = service_of(request)
     user_id = request.path_params["user_id"]
     body = await json_object(request, ("stream_id", "device"))
     stream_id, device = optional_str(body, "stream_id"), optional_str(body, "device")
@@ -60,7 +56,7 @@ async def start(request: Request) -> Response:
 
 
 async def heartbeat(request: Request) -> Response:
-    service = _service(request)
+    service = service_of(request)
     p = request.path_params
     result = await service.heartbeat(p["user_id"], p["stream_id"])
     return json(
@@ -69,14 +65,19 @@ async def heartbeat(request: Request) -> Response:
     )
 
 
+async def get_stream(request: Request) -> Response:
+    p = request.path_params
+    return json(stream_body(await service_of(request).get(p["user_id"], p["stream_id"])))
+
+
 async def stop(request: Request) -> Response:
     p = request.path_params
-    result = await _service(request).stop(p["user_id"], p["stream_id"])
+    result = await service_of(request).stop(p["user_id"], p["stream_id"])
     return Response(status_code=204, headers=DEGRADED if result.degraded else None)
 
 
 async def list_streams(request: Request) -> Response:
-    user = await _service(request).list(request.path_params["user_id"])
+    user = await service_of(request).list(request.path_params["user_id"])
     return json(
         {
             "user_id": user.user_id,
@@ -90,7 +91,7 @@ async def list_streams(request: Request) -> Response:
 
 
 async def stop_all(request: Request) -> Response:
-    stopped = await _service(request).stop_all(request.path_params["user_id"])
+    stopped = await service_of(request).stop_all(request.path_params["user_id"])
     return json({"stopped": stopped})
 
 
@@ -99,24 +100,24 @@ def _limit_body(info: LimitInfo) -> JSON:
 
 
 async def get_limit(request: Request) -> Response:
-    return _limit_body(await _service(request).get_limit(request.path_params["user_id"]))
+    return _limit_body(await service_of(request).get_limit(request.path_params["user_id"]))
 
 
 async def put_limit(request: Request) -> Response:
     body = await json_object(request, ("limit",))
     limit = body.get("limit")
     if type(limit) is not int:  # bool is an int subclass: reject it too
-        raise Problem(422, "invalid_body", "limit must be an integer from 0 to 1000", field="limit")
-    return _limit_body(await _service(request).set_limit(request.path_params["user_id"], limit))
+        raise Problem(422, "invalid_body", f"limit must be an integer from 0 to {MAX_LIMIT}", field="limit")
+    return _limit_body(await service_of(request).set_limit(request.path_params["user_id"], limit))
 
 
 async def clear_limit(request: Request) -> Response:
-    return _limit_body(await _service(request).set_limit(request.path_params["user_id"], None))
+    return _limit_body(await service_of(request).set_limit(request.path_params["user_id"], None))
 
 
 ROUTES = [
     resource("/v1/users/{user_id}/streams", post=start, get=list_streams, delete=stop_all),
     resource("/v1/users/{user_id}/streams/{stream_id}/heartbeat", post=heartbeat),
-    resource("/v1/users/{user_id}/streams/{stream_id}", delete=stop),
+    resource("/v1/users/{user_id}/streams/{stream_id}", get=get_stream, delete=stop),
     resource("/v1/users/{user_id}/limit", get=get_limit, put=put_limit, delete=clear_limit),
 ]

@@ -63,7 +63,10 @@ async def open_store(settings: Settings, *, clock: Clock = system_clock_ms) -> S
     on_close: Callable[[], Awaitable[None]] | None = None
     if scheme == "embedded":
         server = EmbeddedServer(embedded_path(url), settings.embedded_server_bin)
-        await server.ensure_running()
+        try:
+            await server.join()
+        except StoreUnavailable as exc:
+            log.warning("embedded store not running yet, the supervisor will retry: %s", exc)
         server.supervise()
         url, on_close = server.url, server.aclose
     store = RedisStore(redis_client(url, settings), settings.store_timeout_s, on_close)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from streamlimit.models import LimitInfo, StartResult, StartStatus, StopResult, Stream, UserStreams
 
@@ -28,29 +28,24 @@ class FakeClock:
         self.now_ms += ms
 
 
-@dataclass
-class _User:
-    leases: dict[str, Stream] = field(default_factory=dict)
-
-
 class MemoryStore:
     """Methods never await, so each one is atomic on the event loop, like a Lua script."""
 
     def __init__(self, clock: Clock = system_clock_ms) -> None:
         self._clock = clock
-        self._users: dict[str, _User] = {}
+        self._users: dict[str, dict[str, Stream]] = {}  # user -> stream id -> lease
         self._limits: dict[str, int] = {}
 
     def _leases(self, user_id: str, now: int) -> dict[str, Stream]:
         # invariant: after this call no lease with expires_at_ms <= now survives
-        user = self._users.get(user_id)
-        if user is None:
+        leases = self._users.get(user_id)
+        if leases is None:
             return {}
-        for sid in [s for s, lease in user.leases.items() if lease.expires_at_ms <= now]:
-            del user.leases[sid]
-        if not user.leases:
+        for sid in [s for s, lease in leases.items() if lease.expires_at_ms <= now]:
+            del leases[sid]
+        if not leases:
             del self._users[user_id]
-        return user.leases
+        return leases
 
     def _limit(self, user_id: str, default_limit: int) -> LimitInfo:
         override = self._limits.get(user_id)
@@ -82,9 +77,9 @@ class MemoryStore:
         if len(leases) >= limit:
             return StartResult(StartStatus.REFUSED, None, len(leases), limit, self._sorted(leases))
         stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
-        user = self._users.setdefault(user_id, _User())
-        user.leases[stream_id] = stream
-        return StartResult(StartStatus.ADMITTED, stream, len(user.leases), limit)
+        leases = self._users.setdefault(user_id, leases)
+        leases[stream_id] = stream
+        return StartResult(StartStatus.ADMITTED, stream, len(leases), limit)
 
     async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | None:
         now = self._clock()

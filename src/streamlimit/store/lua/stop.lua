@@ -11,7 +11,7 @@ if sid == '' then
   for i = 1, #all, 2 do
     local started = tonumber(string.match(all[i + 1], '^%d+'))
     if oldest == nil or started < oldest_started
-        or (started == oldest_started and all[i] < oldest) then
+        or (started == oldest_started and bytes_lt(all[i], oldest)) then
       oldest, oldest_started = all[i], started
     end
   end
