@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -147,3 +149,14 @@ class Service:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.proc = None
+
+
+@contextmanager
+def client_of_new_service(store_url: str, log_dir: Path, **settings: object) -> Iterator[httpx.Client]:
+    """A service started for the block, and a client bound to it."""
+    svc = Service(store_url, log_dir / "svc.log", **settings).start()
+    try:
+        with httpx.Client(base_url=svc.url, timeout=5) as c:
+            yield c
+    finally:
+        svc.stop()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.servers import RedisServer, Service
+from tests.servers import RedisServer, Service, client_of_new_service
 
 MAX_BODY = 16 * 1024
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -58,12 +58,8 @@ def sane(r: httpx.Response) -> None:
 
 @pytest.fixture(scope="module")
 def client(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    svc = Service(redis_server.url, tmp_path_factory.mktemp("api-bad") / "svc.log").start()
-    try:
-        with httpx.Client(base_url=svc.url, timeout=5) as c:
-            yield c
-    finally:
-        svc.stop()
+    with client_of_new_service(redis_server.url, tmp_path_factory.mktemp("api-bad")) as c:
+        yield c
 
 
 def start(c: httpx.Client, raw: bytes, user: str | None = None) -> httpx.Response:

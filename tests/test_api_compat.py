@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import RedisServer, Service
+from tests.servers import RedisServer, client_of_new_service
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 JSON_TYPE = {"content-type": "application/json"}
@@ -55,12 +55,8 @@ def bad_request(r: httpx.Response) -> None:
 
 @pytest.fixture(scope="module")
 def client(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    svc = Service(redis_server.url, tmp_path_factory.mktemp("api-compat") / "svc.log").start()
-    try:
-        with httpx.Client(base_url=svc.url, timeout=5) as c:
-            yield c
-    finally:
-        svc.stop()
+    with client_of_new_service(redis_server.url, tmp_path_factory.mktemp("api-compat")) as c:
+        yield c
 
 
 def test_count_of_a_fresh_user(client: httpx.Client) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import RedisServer, Service
+from tests.servers import RedisServer, client_of_new_service
 
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 LEASE_FIELDS = {"user_id", "stream_id", "device", "started_at", "expires_at"}
@@ -67,29 +67,21 @@ def listing(c: httpx.Client, user: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    svc = Service(redis_server.url, tmp_path_factory.mktemp("api-v1") / "svc.log").start()
-    try:
-        with httpx.Client(base_url=svc.url, timeout=5) as c:
-            yield c
-    finally:
-        svc.stop()
+    with client_of_new_service(redis_server.url, tmp_path_factory.mktemp("api-v1")) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
 def fast(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A service with short leases, for expiry tests."""
-    svc = Service(
+    with client_of_new_service(
         redis_server.url,
-        tmp_path_factory.mktemp("api-v1-fast") / "svc.log",
+        tmp_path_factory.mktemp("api-v1-fast"),
         lease_ttl_s=0.4,
         heartbeat_interval_s=0.1,
         legacy_lease_ttl_s=0.6,
-    ).start()
-    try:
-        with httpx.Client(base_url=svc.url, timeout=5) as c:
-            yield c
-    finally:
-        svc.stop()
+    ) as c:
+        yield c
 
 
 def test_start_new_stream_is_201_with_location_and_lease(client: httpx.Client) -> None:
