@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SOAK_S ?= 300
 
-.PHONY: install run test lint typecheck unit clean
+.PHONY: install run test lint typecheck unit soak clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ unit: install
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# the long history-checked storm: `make soak SOAK_S=60` for a short run; ends with `violations: N`
+soak: install
+	$(BIN)/python -m tests.storm.soak --seconds $(SOAK_S)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info
