@@ -121,6 +121,6 @@ def test_valid_ids(good: str) -> None:
     assert is_valid_id(good)
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 129, "a b", "{u}", "a/b", "é", "a\n", 5, None])
+@pytest.mark.parametrize("bad", ["", ".", "..", "x" * 129, "a b", "{u}", "a/b", "é", "a\n", 5, None])
 def test_invalid_ids(bad: object) -> None:
     assert not is_valid_id(bad)

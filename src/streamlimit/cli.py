@@ -43,6 +43,8 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from streamlimit.api import slow_clients
+
     settings, overrides = _settings(args)
     # workers are separate processes: they rebuild the same settings from the environment
     for name, value in overrides.items():
@@ -51,6 +53,7 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "streamlimit.api.app:create_app_from_env",
         factory=True,
+        http=slow_clients.PROTOCOL,  # uvicorn's httptools protocol + request_timeout_s
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

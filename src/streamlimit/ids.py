@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-ID_PATTERN = r"^[A-Za-z0-9._:@+\-]{1,128}$"
-ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ : @ + -"
+ID_PATTERN = r"^(?!\.{1,2}$)[A-Za-z0-9._:@+\-]{1,128}$"  # "." and ".." are no path segment
+ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ : @ + - (not . or ..)"
 MAX_DEVICE_LEN = 128
 MAX_LIMIT = 1000
 

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     store_timeout_ms: int = Field(500, ge=10, le=60000, description="store call timeout")
     store_max_connections: int = Field(64, ge=1, le=10000, description="store connections per process")
     workers: int = Field(1, ge=1, le=64, description="worker processes sharing one port")
+    request_timeout_s: float = Field(
+        10, gt=0, le=3600, description="a client must send a whole request within this long (else 408)"
+    )
     embedded_server_bin: str | None = Field(
         None, description="redis-server/valkey-server for embedded:// (default: the bundled one)"
     )

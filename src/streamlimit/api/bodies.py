@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 
 from streamlimit.api.problems import Problem
@@ -32,32 +32,54 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+class Members(list[tuple[str, Any]]):
+    """A JSON object as its (member, value) pairs, repeats included."""
+
+
+def _members(pairs: list[tuple[str, Any]]) -> Members:
+    # the stdlib parser lets "\ud800" through: a lone surrogate is no text and could not be stored
+    for name, value in pairs:
+        for text in (name, value) if isinstance(value, str) else (name,):
+            if not text.isascii():
+                text.encode("utf-8")  # UnicodeEncodeError, a ValueError, on a lone surrogate
+    return Members(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json(raw: bytes) -> Any:
+    """Strict JSON (UTF-8, no NaN/Infinity); objects become ``Members`` so repeats stay visible."""
     try:
-        return msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_members, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError included
         raise Problem(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise Problem(400, "malformed_json", "request body is nested too deeply") from None
+
+
+def as_object(members: Members, allowed: Collection[str]) -> dict[str, Any]:
+    """A dict of the members, refusing repeated members and any not in ``allowed``."""
+    body: dict[str, Any] = {}
+    for name, value in members:
+        if name not in allowed:
+            raise Problem(
+                422, "invalid_body", f"unknown member {name!r}; allowed: {', '.join(allowed)}", field=name
+            )
+        if name in body:
+            raise Problem(422, "invalid_body", f"member {name!r} is given more than once", field=name)
+        body[name] = value
+    return body
 
 
 async def json_object(request: Request, allowed: Collection[str]) -> dict[str, Any]:
-    """The body as a JSON object with only ``allowed`` members; an empty body is ``{}``."""
+    """The body as a JSON object with only ``allowed`` members, each once; an empty body is ``{}``."""
     raw = await read_body(request)
     if not raw.strip():
         return {}
     value = parse_json(raw)
-    if not isinstance(value, dict):
+    if not isinstance(value, Members):
         raise Problem(422, "invalid_body", "request body must be a JSON object")
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise Problem(
-            422,
-            "invalid_body",
-            f"unknown member {unknown[0]!r}; allowed: {', '.join(allowed)}",
-            field=unknown[0],
-        )
-    return value
+    return as_object(value, allowed)
 
 
 def optional_str(body: dict[str, Any], name: str) -> str | None:

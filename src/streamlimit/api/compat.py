@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json as stdjson
 from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from streamlimit.api.bodies import read_body
+from streamlimit.api.bodies import Members, parse_json, read_body
 from streamlimit.api.problems import RETRY_AFTER_S, Problem, problem_response
 from streamlimit.api.render import json
 from streamlimit.api.routing import Endpoint, resource, service_of
@@ -50,20 +49,16 @@ async def _fields(request: Request) -> dict[str, list[Any]]:
         return {k: list(v) for k, v in parse_qs(raw.decode("latin-1"), keep_blank_values=True).items()}
     if not raw.strip():
         return {}
-    try:  # the stdlib parser keeps repeated members visible, which the fast one cannot
-        body = stdjson.loads(raw, object_pairs_hook=_Members)
-    except (ValueError, RecursionError):
+    try:
+        body = parse_json(raw)
+    except Problem:
         raise _bad("body is not valid JSON", "body") from None
-    if not isinstance(body, _Members):
+    if not isinstance(body, Members):
         raise _bad("body must be a JSON object with userId")
     fields: dict[str, list[Any]] = {}
     for key, value in body:
         fields.setdefault(key, []).append(value)
     return fields
-
-
-class _Members(list[tuple[str, Any]]):
-    """A JSON object as its (member, value) pairs, repeats included."""
 
 
 async def count(request: Request) -> Response:

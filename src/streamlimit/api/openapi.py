@@ -35,14 +35,25 @@ def _param(name: str, where: str = "path") -> dict[str, Any]:
     return {"name": name, "in": where, "required": True, "schema": _ID}
 
 
+_UNAVAILABLE = {
+    **_problem("store unavailable (`store_unavailable`)"),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
+_SLOW = _problem("the request was not received whole within `REQUEST_TIMEOUT_S` (`request_timeout`)")
+_TOO_LARGE = _problem(f"body over {MAX_BODY_BYTES} bytes (`body_too_large`)")
+# every v1 operation: an id in the path may hold an encoded "/" (or be a "." or ".." segment, which
+# clients remove), so the URL can name no route (404 `not_found`) or another route (405)
 _BAD = {
     "400": _problem("malformed JSON (`malformed_json`)"),
-    "413": _problem(f"body over {MAX_BODY_BYTES} bytes (`body_too_large`)"),
-    "422": _problem("invalid id (`invalid_id`) or body (`invalid_body`)"),
-    "503": {
-        **_problem("store unavailable (`store_unavailable`)"),
-        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    "404": _problem("no such route (`not_found`), e.g. an id with an encoded `/`"),
+    "405": {
+        **_problem("an id with an encoded `/` names another route (`method_not_allowed`)"),
+        "headers": {"Allow": {"schema": {"type": "string"}, "description": "the methods of that route"}},
     },
+    "408": _SLOW,
+    "413": _TOO_LARGE,
+    "422": _problem("invalid id (`invalid_id`) or body (`invalid_body`)"),
+    "503": _UNAVAILABLE,
 }
 _DEGRADED_HEADER = {
     "X-StreamLimit-Degraded": {
@@ -50,6 +61,7 @@ _DEGRADED_HEADER = {
         "description": "present when the answer comes from the outage policy, not the store",
     }
 }
+_STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
 _USER = [_param("user_id")]
 _STREAM = [_param("user_id"), _param("stream_id")]
 
@@ -122,16 +134,21 @@ _SCHEMAS: dict[str, Any] = {
     "CompatBody": {
         "type": "object",
         "required": ["userId"],
-        "properties": {"userId": {"oneOf": [_ID, {"type": "integer"}]}, "streamId": _ID},
+        "description": "a JSON integer id is taken as its decimal text; a null streamId as none",
+        "properties": {
+            "userId": {"oneOf": [_ID, {"type": "integer"}]},
+            "streamId": {"oneOf": [_ID, {"type": "integer"}], "nullable": True},
+        },
     },
     "CompatReply": {
         "type": "object",
         "properties": {
             "message": {"type": "string"},
-            "activeStreams": {"type": "integer"},
+            "activeStreams": {"type": "integer", "nullable": True, "description": "null when degraded"},
             "limit": {"type": "integer"},
             "quotaExhausted": {"type": "boolean"},
             "streamId": {"type": "string"},
+            "degraded": {"type": "boolean", "description": "present (true) when degraded"},
         },
     },
 }
@@ -140,12 +157,28 @@ _SCHEMAS: dict[str, Any] = {
 def _compat_body() -> dict[str, Any]:
     schema = _ref("CompatBody")
     return {
+        "required": True,
         "content": {
             "application/json": {"schema": schema},
             "application/x-www-form-urlencoded": {"schema": schema},
-        }
+        },
     }
 
+
+_COMPAT_UNAVAILABLE = {
+    **_json(
+        {"allOf": [_ref("Problem"), {"type": "object", "properties": {"message": {"type": "string"}}}]},
+        "store unavailable (`store_unavailable`, with `message`)",
+        "application/problem+json",
+    ),
+    "headers": _UNAVAILABLE["headers"],
+}
+_COMPAT_BAD = {
+    "400": _problem("missing body, malformed JSON, or a missing, repeated or invalid id (`invalid_request`)"),
+    "408": _SLOW,
+    "413": _TOO_LARGE,
+    "503": _COMPAT_UNAVAILABLE,
+}
 
 _PATHS: dict[str, Any] = {
     "/v1/users/{user_id}/streams": {
@@ -187,8 +220,8 @@ _PATHS: dict[str, Any] = {
             "summary": "Extend the stream's lease",
             "responses": {
                 "200": {**_json(_ref("Lease"), "renewed"), "headers": _DEGRADED_HEADER},
-                "404": _problem("not active (`stream_not_active`): stop playback"),
                 **_BAD,
+                "404": _problem("not active (`stream_not_active`): stop playback; or no such route"),
             },
         },
     },
@@ -198,8 +231,8 @@ _PATHS: dict[str, Any] = {
             "summary": "One active stream",
             "responses": {
                 "200": _json(_ref("Stream"), "the stream"),
-                "404": _problem("not active (`stream_not_active`)"),
                 **_BAD,
+                "404": _problem("not active (`stream_not_active`), or no such route (`not_found`)"),
             },
         },
         "delete": {
@@ -241,37 +274,41 @@ _PATHS: dict[str, Any] = {
             "parameters": [_param("userId", "query")],
             "responses": {
                 "200": _json(_ref("CompatReply"), "count"),
-                "400": _problem("bad userId"),
-                "503": _BAD["503"],
+                "400": _problem("missing, repeated or invalid userId (`invalid_request`, with `message`)"),
+                "408": _SLOW,
+                "503": _COMPAT_UNAVAILABLE,
             },
         },
         "post": {
             "summary": "Compat: add a stream (legacy lease TTL)",
             "requestBody": _compat_body(),
             "responses": {
-                "200": _json(_ref("CompatReply"), "added"),
+                "200": {**_json(_ref("CompatReply"), "added (or degraded)"), "headers": _DEGRADED_HEADER},
                 "403": _json(_ref("CompatReply"), "quota exceeded"),
-                "400": _problem("bad userId"),
-                "503": _BAD["503"],
+                **_COMPAT_BAD,
             },
         },
         "delete": {
             "summary": "Compat: remove the given stream, or the oldest",
             "requestBody": _compat_body(),
             "responses": {
-                "200": _json(_ref("CompatReply"), "removed"),
+                "200": {**_json(_ref("CompatReply"), "removed (or degraded)"), "headers": _DEGRADED_HEADER},
                 "403": _json(_ref("CompatReply"), "no stream active"),
                 "404": _json(_ref("CompatReply"), "stream not found"),
-                "400": _problem("bad userId"),
-                "503": _BAD["503"],
+                **_COMPAT_BAD,
             },
         },
     },
-    "/healthz": {"get": {"summary": "Process alive", "responses": {"200": {"description": "ok"}}}},
+    "/healthz": {
+        "get": {
+            "summary": "Process alive",
+            "responses": {"200": _json(_STATUS, "ok"), "408": _SLOW},
+        }
+    },
     "/readyz": {
         "get": {
             "summary": "Store reachable",
-            "responses": {"200": {"description": "ready"}, "503": _problem("store unavailable")},
+            "responses": {"200": _json(_STATUS, "ready"), "408": _SLOW, "503": _UNAVAILABLE},
         }
     },
 }
