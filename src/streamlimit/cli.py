@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,6 +43,13 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
     return settings, overrides
 
 
+def _exit_with(code: int) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(code)
+
+    return handler
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -50,6 +60,10 @@ def serve(args: argparse.Namespace) -> int:
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
     logs.configure(settings.log_level)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again so the
+    # process dies of it; these handlers turn that into a clean exit status instead
+    signal.signal(signal.SIGTERM, _exit_with(0))
+    signal.signal(signal.SIGINT, _exit_with(130))
     uvicorn.run(
         "streamlimit.api.app:create_app_from_env",
         factory=True,
