@@ -13,14 +13,8 @@ from swagger_ui_bundle import swagger_ui_path
 from streamlimit import __version__
 from streamlimit.api.bodies import MAX_BODY_BYTES
 from streamlimit.api.render import json
-from streamlimit.ids import ID_PATTERN, MAX_DEVICE_LEN, MAX_LIMIT
-
-_ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}
-_TIME = {"type": "string", "format": "date-time", "example": "2026-11-28T10:00:00.000Z"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+from streamlimit.api.schemas import ID, SCHEMAS, ref
+from streamlimit.ids import MAX_LIMIT
 
 
 def _json(schema: dict[str, Any], description: str, ctype: str = "application/json") -> dict[str, Any]:
@@ -28,11 +22,11 @@ def _json(schema: dict[str, Any], description: str, ctype: str = "application/js
 
 
 def _problem(description: str) -> dict[str, Any]:
-    return _json(_ref("Problem"), description, "application/problem+json")
+    return _json(ref("Problem"), description, "application/problem+json")
 
 
 def _param(name: str, where: str = "path") -> dict[str, Any]:
-    return {"name": name, "in": where, "required": True, "schema": _ID}
+    return {"name": name, "in": where, "required": True, "schema": ID}
 
 
 _UNAVAILABLE = {
@@ -65,97 +59,9 @@ _STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"
 _USER = [_param("user_id")]
 _STREAM = [_param("user_id"), _param("stream_id")]
 
-_SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail", "code"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "code": {"type": "string"},
-            "instance": {"type": "string"},
-        },
-    },
-    "Stream": {
-        "type": "object",
-        "required": ["user_id", "stream_id", "device", "started_at", "expires_at"],
-        "properties": {
-            "user_id": _ID,
-            "stream_id": _ID,
-            "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
-            "started_at": _TIME,
-            "expires_at": _TIME,
-        },
-    },
-    "Lease": {
-        "allOf": [
-            _ref("Stream"),
-            {
-                "type": "object",
-                "properties": {
-                    "heartbeat_interval_s": {"type": "number"},
-                    "lease_ttl_s": {"type": "number"},
-                    "degraded": {"type": "boolean"},
-                    "active": {"type": "integer", "nullable": True, "description": "start only"},
-                    "limit": {"type": "integer", "description": "start only"},
-                },
-            },
-        ]
-    },
-    "StartRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "stream_id": {**_ID, "nullable": True},
-            "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
-        },
-    },
-    "StreamList": {
-        "type": "object",
-        "properties": {
-            "user_id": _ID,
-            "active": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "remaining": {"type": "integer"},
-            "quota_exhausted": {"type": "boolean"},
-            "streams": {"type": "array", "items": _ref("Stream")},
-        },
-    },
-    "Limit": {
-        "type": "object",
-        "properties": {
-            "user_id": _ID,
-            "limit": {"type": "integer"},
-            "default": {"type": "boolean", "description": "true when no override is set"},
-        },
-    },
-    "CompatBody": {
-        "type": "object",
-        "required": ["userId"],
-        "description": "a JSON integer id is taken as its decimal text; a null streamId as none",
-        "properties": {
-            "userId": {"oneOf": [_ID, {"type": "integer"}]},
-            "streamId": {"oneOf": [_ID, {"type": "integer"}], "nullable": True},
-        },
-    },
-    "CompatReply": {
-        "type": "object",
-        "properties": {
-            "message": {"type": "string"},
-            "activeStreams": {"type": "integer", "nullable": True, "description": "null when degraded"},
-            "limit": {"type": "integer"},
-            "quotaExhausted": {"type": "boolean"},
-            "streamId": {"type": "string"},
-            "degraded": {"type": "boolean", "description": "present (true) when degraded"},
-        },
-    },
-}
-
 
 def _compat_body() -> dict[str, Any]:
-    schema = _ref("CompatBody")
+    schema = ref("CompatBody")
     return {
         "required": True,
         "content": {
@@ -167,7 +73,7 @@ def _compat_body() -> dict[str, Any]:
 
 _COMPAT_UNAVAILABLE = {
     **_json(
-        {"allOf": [_ref("Problem"), {"type": "object", "properties": {"message": {"type": "string"}}}]},
+        {"allOf": [ref("Problem"), {"type": "object", "properties": {"message": {"type": "string"}}}]},
         "store unavailable (`store_unavailable`, with `message`)",
         "application/problem+json",
     ),
@@ -187,15 +93,15 @@ _PATHS: dict[str, Any] = {
             "summary": "Start a stream, or renew it if this stream_id is already active",
             "requestBody": {
                 "required": False,
-                "content": {"application/json": {"schema": _ref("StartRequest")}},
+                "content": {"application/json": {"schema": ref("StartRequest")}},
             },
             "responses": {
                 "201": {
-                    **_json(_ref("Lease"), "admitted"),
+                    **_json(ref("Lease"), "admitted"),
                     "headers": {"Location": {"schema": {"type": "string"}, "description": "the stream"}},
                 },
                 "200": {
-                    **_json(_ref("Lease"), "already active: renewed (or degraded)"),
+                    **_json(ref("Lease"), "already active: renewed (or degraded)"),
                     "headers": _DEGRADED_HEADER,
                 },
                 "409": _problem("limit reached (`stream_limit_reached`), with the active streams"),
@@ -204,7 +110,7 @@ _PATHS: dict[str, Any] = {
         },
         "get": {
             "summary": "List the user's active streams",
-            "responses": {"200": _json(_ref("StreamList"), "active streams"), **_BAD},
+            "responses": {"200": _json(ref("StreamList"), "active streams"), **_BAD},
         },
         "delete": {
             "summary": "Stop all of the user's streams",
@@ -219,7 +125,7 @@ _PATHS: dict[str, Any] = {
         "post": {
             "summary": "Extend the stream's lease",
             "responses": {
-                "200": {**_json(_ref("Lease"), "renewed"), "headers": _DEGRADED_HEADER},
+                "200": {**_json(ref("Lease"), "renewed"), "headers": _DEGRADED_HEADER},
                 **_BAD,
                 "404": _problem("not active (`stream_not_active`): stop playback; or no such route"),
             },
@@ -230,7 +136,7 @@ _PATHS: dict[str, Any] = {
         "get": {
             "summary": "One active stream",
             "responses": {
-                "200": _json(_ref("Stream"), "the stream"),
+                "200": _json(ref("Stream"), "the stream"),
                 **_BAD,
                 "404": _problem("not active (`stream_not_active`), or no such route (`not_found`)"),
             },
@@ -244,7 +150,7 @@ _PATHS: dict[str, Any] = {
         "parameters": _USER,
         "get": {
             "summary": "Read the user's limit",
-            "responses": {"200": _json(_ref("Limit"), "limit"), **_BAD},
+            "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
         },
         "put": {
             "summary": "Set a per-user limit",
@@ -261,11 +167,11 @@ _PATHS: dict[str, Any] = {
                     }
                 },
             },
-            "responses": {"200": _json(_ref("Limit"), "limit"), **_BAD},
+            "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
         },
         "delete": {
             "summary": "Clear the per-user limit (back to the default)",
-            "responses": {"200": _json(_ref("Limit"), "limit"), **_BAD},
+            "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
         },
     },
     "/user/stream": {
@@ -273,7 +179,7 @@ _PATHS: dict[str, Any] = {
             "summary": "Compat: count the user's streams",
             "parameters": [_param("userId", "query")],
             "responses": {
-                "200": _json(_ref("CompatReply"), "count"),
+                "200": _json(ref("CompatReply"), "count"),
                 "400": _problem("missing, repeated or invalid userId (`invalid_request`, with `message`)"),
                 "408": _SLOW,
                 "503": _COMPAT_UNAVAILABLE,
@@ -283,8 +189,8 @@ _PATHS: dict[str, Any] = {
             "summary": "Compat: add a stream (legacy lease TTL)",
             "requestBody": _compat_body(),
             "responses": {
-                "200": {**_json(_ref("CompatReply"), "added (or degraded)"), "headers": _DEGRADED_HEADER},
-                "403": _json(_ref("CompatReply"), "quota exceeded"),
+                "200": {**_json(ref("CompatReply"), "added (or degraded)"), "headers": _DEGRADED_HEADER},
+                "403": _json(ref("CompatReply"), "quota exceeded"),
                 **_COMPAT_BAD,
             },
         },
@@ -292,9 +198,9 @@ _PATHS: dict[str, Any] = {
             "summary": "Compat: remove the given stream, or the oldest",
             "requestBody": _compat_body(),
             "responses": {
-                "200": {**_json(_ref("CompatReply"), "removed (or degraded)"), "headers": _DEGRADED_HEADER},
-                "403": _json(_ref("CompatReply"), "no stream active"),
-                "404": _json(_ref("CompatReply"), "stream not found"),
+                "200": {**_json(ref("CompatReply"), "removed (or degraded)"), "headers": _DEGRADED_HEADER},
+                "403": _json(ref("CompatReply"), "no stream active"),
+                "404": _json(ref("CompatReply"), "stream not found"),
                 **_COMPAT_BAD,
             },
         },
@@ -322,7 +228,7 @@ SPEC: dict[str, Any] = {
         "RFC 9457 problem+json with a stable `code` member.",
     },
     "paths": _PATHS,
-    "components": {"schemas": _SCHEMAS},
+    "components": {"schemas": SCHEMAS},
 }
 
 _DOCS_HTML = """<!doctype html>

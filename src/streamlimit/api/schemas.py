@@ -1,0 +1,103 @@
+"""Component schemas of the OpenAPI document (``api/openapi.py`` holds the paths)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamlimit.ids import ID_PATTERN, MAX_DEVICE_LEN
+
+ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}
+TIME = {"type": "string", "format": "date-time", "example": "2026-11-28T10:00:00.000Z"}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "code": {"type": "string"},
+            "instance": {"type": "string"},
+        },
+    },
+    "Stream": {
+        "type": "object",
+        "required": ["user_id", "stream_id", "device", "started_at", "expires_at"],
+        "properties": {
+            "user_id": ID,
+            "stream_id": ID,
+            "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
+            "started_at": TIME,
+            "expires_at": TIME,
+        },
+    },
+    "Lease": {
+        "allOf": [
+            ref("Stream"),
+            {
+                "type": "object",
+                "properties": {
+                    "heartbeat_interval_s": {"type": "number"},
+                    "lease_ttl_s": {"type": "number"},
+                    "degraded": {"type": "boolean"},
+                    "active": {"type": "integer", "nullable": True, "description": "start only"},
+                    "limit": {"type": "integer", "description": "start only"},
+                },
+            },
+        ]
+    },
+    "StartRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "stream_id": {**ID, "nullable": True},
+            "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
+        },
+    },
+    "StreamList": {
+        "type": "object",
+        "properties": {
+            "user_id": ID,
+            "active": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "remaining": {"type": "integer"},
+            "quota_exhausted": {"type": "boolean"},
+            "streams": {"type": "array", "items": ref("Stream")},
+        },
+    },
+    "Limit": {
+        "type": "object",
+        "properties": {
+            "user_id": ID,
+            "limit": {"type": "integer"},
+            "default": {"type": "boolean", "description": "true when no override is set"},
+        },
+    },
+    "CompatBody": {
+        "type": "object",
+        "required": ["userId"],
+        "description": "a JSON integer id is taken as its decimal text; a null streamId as none",
+        "properties": {
+            "userId": {"oneOf": [ID, {"type": "integer"}]},
+            "streamId": {"oneOf": [ID, {"type": "integer"}], "nullable": True},
+        },
+    },
+    "CompatReply": {
+        "type": "object",
+        "properties": {
+            "message": {"type": "string"},
+            "activeStreams": {"type": "integer", "nullable": True, "description": "null when degraded"},
+            "limit": {"type": "integer"},
+            "quotaExhausted": {"type": "boolean"},
+            "streamId": {"type": "string"},
+            "degraded": {"type": "boolean", "description": "present (true) when degraded"},
+        },
+    },
+}
