@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 SOAK_S ?= 300
 
-.PHONY: install run test lint typecheck unit soak clean
+.PHONY: install run test lint typecheck unit soak bench clean
 
 install: $(STAMP)
 
@@ -19,8 +20,8 @@ run: install
 	$(BIN)/streamlimit serve
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install
 	$(BIN)/mypy
@@ -33,6 +34,24 @@ test: lint typecheck unit
 # the long history-checked storm: `make soak SOAK_S=60` for a short run; ends with `violations: N`
 soak: install
 	$(BIN)/python -m tests.storm.soak --seconds $(SOAK_S)
+
+# the benchmark suite (bench/): regenerates docs/benchmarks.md and docs/benchmarks.png; BENCH_RUNS,
+# BENCH_SECONDS, ... (bench/config.py) shorten it. Needs wrk and redis-benchmark (Debian's wrk and
+# redis-tools), installed here with apt-get when missing and running as root.
+bench: $(BENCH_STAMP)
+	@missing=""; command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make bench needs$$missing: apt-get install$$missing" >&2; exit 1; fi; \
+	fi
+	$(BIN)/python -m bench
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info
