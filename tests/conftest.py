@@ -27,6 +27,19 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
+def private_store(tmp_path: Path) -> Iterator[RedisServer]:
+    """A valkey-server of this test's own, to stop, kill or pause; left resumed and stopped."""
+    server = RedisServer(tmp_path / "private-store")
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            server.resume()  # a stopped (SIGSTOP) process would not act on SIGTERM
+        server.stop()
+
+
+@pytest.fixture
 def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     """Start ``streamlimit serve`` processes; all are stopped at the end of the test."""
     started: list[Service] = []

@@ -15,8 +15,9 @@ import pytest
 from streamlimit.errors import StoreUnavailable
 from streamlimit.models import StartStatus
 from streamlimit.settings import Settings
-from streamlimit.store.connect import open_store, redis_client
+from streamlimit.store.connect import open_store
 from streamlimit.store.embedded import EmbeddedServer, ping_unix
+from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
 from tests.servers import Service
 
@@ -25,9 +26,10 @@ def _server_pid(path: Path) -> int:
     """The pid of the valkey-server serving ``path`` (read from INFO server)."""
 
     async def info() -> int:
-        client = redis_client(f"unix://{path / 'valkey.sock'}", Settings(store_url="memory://"))
+        client = PipelinedClient(f"unix://{path / 'valkey.sock'}", 2.0)
         try:
-            return int((await client.info("server"))["process_id"])
+            info: str = await client.execute("INFO", "server")
+            return int(info.split("process_id:", 1)[1].split()[0])
         finally:
             await client.aclose()
 
@@ -111,7 +113,7 @@ def test_the_supervisor_restarts_a_killed_server(tmp_path: Path) -> None:
         server = EmbeddedServer(tmp_path)
         await server.join()
         server.supervise(interval_s=0.1)
-        store = RedisStore(redis_client(server.url, Settings(store_url="memory://")), 0.5, server.aclose)
+        store = RedisStore(PipelinedClient(server.url, 0.5), server.aclose)
         try:
             await store.start("u", "a", None, 60_000, 3)
             await asyncio.sleep(1.1)  # the AOF is fsynced every second

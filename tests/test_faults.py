@@ -14,7 +14,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -188,16 +188,8 @@ async def serves_normally(svcs: list[Service]) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private valkey-server on a fixed port; left resumed and stopped whatever the test did."""
-    server = RedisServer(tmp_path / "faults-store", free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            server.resume()  # a stopped (SIGSTOP) process would not act on SIGTERM
-        server.stop()
+def store(private_store: RedisServer) -> RedisServer:
+    return private_store
 
 
 # -- the store killed mid-load --------------------------------------------------------------

@@ -12,9 +12,8 @@ import asyncio
 import gc
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,9 +21,9 @@ import pytest
 
 from streamlimit.errors import StoreUnavailable
 from streamlimit.settings import Settings
-from streamlimit.store.connect import redis_client
+from streamlimit.store.connect import store_client
 from streamlimit.store.redis import RedisStore
-from tests.servers import RedisServer, Service, free_port
+from tests.servers import RedisServer, Service
 
 TIMEOUT_MS = 300
 FAST_S = 1.5  # any answer while the store is out: well under 2 s; a hang would exceed it
@@ -36,16 +35,8 @@ Timed = tuple[httpx.Response, float]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private valkey-server; left resumed and stopped whatever the test did to it."""
-    server = RedisServer(tmp_path / "outage-store", free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            server.resume()  # a stopped (SIGSTOP) process would not act on SIGTERM
-        server.stop()
+def store(private_store: RedisServer) -> RedisServer:
+    return private_store
 
 
 def client() -> httpx.AsyncClient:
@@ -247,7 +238,7 @@ def test_a_paused_store_never_makes_a_request_hang(store: RedisServer, service_f
 async def paused_store_calls(server: RedisServer) -> list[float]:
     """Four rounds of 100 simultaneous store calls, the server paused; each call timed."""
     settings = Settings(store_url=server.url, store_timeout_ms=TIMEOUT_MS)
-    store = RedisStore(redis_client(server.url, settings), settings.store_timeout_s)
+    store = RedisStore(store_client(server.url, settings))
     took: list[float] = []
 
     async def one(n: int) -> None:

@@ -74,6 +74,7 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         log_config=None,
         access_log=False,
+        proxy_headers=False,  # nothing reads the client address: skip the per-request rewrite
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     legacy_lease_ttl_s: float = Field(21600, ge=0.01, le=604800, description="lease of compat-API streams")
     on_store_error: Literal["allow", "deny"] = Field("allow", description="outage policy")
     store_timeout_ms: int = Field(500, ge=10, le=60000, description="store call timeout")
-    store_max_connections: int = Field(64, ge=1, le=10000, description="store connections per process")
+    store_connections: int = Field(
+        1, ge=1, le=64, description="pipelined store connections per process (calls share them)"
+    )
     workers: int = Field(1, ge=1, le=64, description="worker processes sharing one port")
     request_timeout_s: float = Field(
         10, gt=0, le=3600, description="a client must send a whole request within this long (else 408)"

@@ -7,15 +7,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from streamlimit.errors import ConfigurationError, StoreUnavailable
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.embedded import EmbeddedServer
 from streamlimit.store.memory import Clock, MemoryStore, system_clock_ms
+from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
 
 log = logging.getLogger("streamlimit.store")
@@ -37,21 +34,8 @@ def embedded_path(url: str) -> Path:
     return Path(rest or ".streamlimit")
 
 
-def redis_client(url: str, settings: Settings) -> Redis:
-    timeout_s = settings.store_timeout_s
-    # blocking pool: under load a request waits for a connection (back-pressure), it does
-    # not fail with MaxConnectionsError, which under `allow` would silently over-admit
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=settings.store_max_connections,
-        timeout=timeout_s,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        decode_responses=True,
-        # one immediate retry replaces a pooled connection that died with a restarted store
-        retry=Retry(NoBackoff(), 1),
-    )
-    return Redis.from_pool(pool)  # the client owns the pool and closes it
+def store_client(url: str, settings: Settings) -> PipelinedClient:
+    return PipelinedClient(url, settings.store_timeout_s, settings.store_connections)
 
 
 async def open_store(settings: Settings, *, clock: Clock = system_clock_ms) -> Store:
@@ -69,7 +53,7 @@ async def open_store(settings: Settings, *, clock: Clock = system_clock_ms) -> S
             log.warning("embedded store not running yet, the supervisor will retry: %s", exc)
         server.supervise()
         url, on_close = server.url, server.aclose
-    store = RedisStore(redis_client(url, settings), settings.store_timeout_s, on_close)
+    store = RedisStore(store_client(url, settings), on_close)
     try:
         await store.load_scripts()
     except StoreUnavailable as exc:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
 from streamlimit.errors import StoreUnavailable
 from streamlimit.models import LimitInfo, StartResult, StartStatus, StopResult, Stream, UserStreams
 from streamlimit.store import scripts
 from streamlimit.store.keys import user_keys
+from streamlimit.store.pipelined import PipelinedClient
+from streamlimit.store.resp import ReplyError
 
 _STATUS = {0: StartStatus.REFUSED, 1: StartStatus.ADMITTED, 2: StartStatus.RENEWED}
 
@@ -29,53 +27,43 @@ def _streams(user_id: str, flat: Sequence[Any]) -> tuple[Stream, ...]:
     return tuple(found)
 
 
-def _discard(task: asyncio.Future[Any]) -> None:
-    """Retrieve an abandoned call's outcome so it is not reported as never retrieved."""
-    if not task.cancelled():
-        task.exception()
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
 class RedisStore:
-    """Store errors and timeouts become ``StoreUnavailable`` here and nowhere else."""
+    """Server error replies become ``StoreUnavailable`` here; the client already raises it for
+    timeouts and lost connections."""
 
     def __init__(
         self,
-        client: Redis,
-        timeout_s: float,
+        client: PipelinedClient,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client
-        self._timeout_s = timeout_s
         self._on_close = on_close
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(scripts.source(name)) for name in scripts.NAMES
-        }
-
-    async def _run(self, call: Awaitable[Any]) -> Any:
-        # The call runs as its own task and we stop waiting at the deadline, whether or
-        # not it honours its cancellation (redis-py's wait_for can swallow one on 3.11).
-        task = asyncio.ensure_future(call)
-        try:
-            done, _ = await asyncio.wait((task,), timeout=self._timeout_s)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not done:
-            task.cancel()
-            task.add_done_callback(_discard)
-            raise StoreUnavailable(f"store call timed out after {self._timeout_s * 1000:.0f} ms")
-        try:
-            return task.result()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"store call failed: {type(exc).__name__}: {exc}") from exc
+        self._shas = {name: _sha1(scripts.source(name)) for name in scripts.NAMES}
 
     async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
-        return await self._run(self._scripts[name](keys=user_keys(user_id), args=args))
+        keys = user_keys(user_id)
+        try:
+            try:
+                return await self._client.execute("EVALSHA", self._shas[name], len(keys), *keys, *args)
+            except ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                # a restarted or failed-over store forgot its scripts: EVAL sends and caches it
+                return await self._client.execute("EVAL", scripts.source(name), len(keys), *keys, *args)
+        except ReplyError as exc:
+            raise StoreUnavailable(f"store refused the call: {exc}") from exc
 
     async def load_scripts(self) -> None:
-        """Register every script on the server, so the first requests need no SCRIPT LOAD."""
-        for script in self._scripts.values():
-            await self._run(self._client.script_load(script.script))
+        """Register every script on the server, so the first requests need no EVAL."""
+        for name in scripts.NAMES:
+            try:
+                await self._client.execute("SCRIPT", "LOAD", scripts.source(name))
+            except ReplyError as exc:
+                raise StoreUnavailable(f"store refused SCRIPT LOAD: {exc}") from exc
 
     async def start(
         self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, default_limit: int
@@ -116,7 +104,7 @@ class RedisStore:
         return await self._limit(user_id, "set", limit, default_limit)
 
     async def ping(self) -> None:
-        await self._run(self._client.ping())
+        await self._client.execute("PING")
 
     async def close(self) -> None:
         await self._client.aclose()
