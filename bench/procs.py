@@ -140,7 +140,7 @@ class Processes:
 class Valkey:
     """The bundled valkey-server on a loopback port; ``aof`` as documented for production."""
 
-    def __init__(self, procs: Processes, name: str, aof: bool) -> None:
+    def __init__(self, procs: Processes, name: str, aof: bool, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.aof = aof
         data = procs.workdir / name
@@ -154,7 +154,7 @@ class Valkey:
             "appendfsync": "everysec",
             "logfile": str(data / "server.log"),
         }
-        args = [server_binary(), *(a for k, v in config.items() for a in (f"--{k}", v))]
+        args = [server_binary(), *(a for k, v in config.items() for a in (f"--{k}", v)), *extra]
         self.proc = procs.start(name, args)
         wait_for(self.answers, f"valkey-server on :{self.port}")
 
@@ -168,6 +168,16 @@ class Valkey:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid, children=True)  # with its AOF rewrite children
+
+    def wait_synced(self) -> None:
+        """A replica: wait until its link to the primary is up."""
+
+        def synced() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"INFO replication\r\n")
+                return b"master_link_status:up" in s.recv(4096)
+
+        wait_for(synced, f"replica on :{self.port} in sync")
 
     def answers(self) -> bool:
         if not self.proc.alive():

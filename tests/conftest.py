@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import RedisServer, Service
+from tests.topologies import Cluster, SentinelGroup
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,26 @@ def redis_url(redis_server: RedisServer) -> str:
     """The session server, emptied for this test."""
     redis_server.command("FLUSHALL")
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A 6-node Redis Cluster (3 primaries, 3 replicas) for the session; tests must not break it."""
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinel_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
+    """A primary, a replica and 3 sentinels for the session; tests must not break it."""
+    g = SentinelGroup(tmp_path_factory.mktemp("sentinel"))
+    try:
+        yield g.start()
+    finally:
+        g.stop()
 
 
 @pytest.fixture

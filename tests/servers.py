@@ -67,6 +67,13 @@ class RedisServer:
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
         _wait(self.answers, f"valkey-server on :{self.port}")
 
+    def start_sentinel(self, conf: Path) -> None:
+        """Run as a Sentinel with the (writable) config file ``conf``."""
+        args = [server_binary(), str(conf), "--sentinel", "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--logfile", str(self.data_dir / "sentinel.log")]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
+        _wait(self.answers, f"sentinel on :{self.port}")
+
     def answers(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:

@@ -13,7 +13,8 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,8 +34,14 @@ Pair = tuple[Service, Service]
 @pytest.fixture(scope="module")
 def services(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """Two `streamlimit serve` processes on the session store; every test uses fresh users."""
-    logs = tmp_path_factory.mktemp("contention")
-    pair = (Service(redis_server.url, logs / "a.log"), Service(redis_server.url, logs / "b.log"))
+    with running_pair(redis_server.url, tmp_path_factory.mktemp("contention")) as pair:
+        yield pair
+
+
+@contextmanager
+def running_pair(store_url: str, logs: Path) -> Iterator[Pair]:
+    """Two `streamlimit serve` processes on one store, stopped at the end."""
+    pair = (Service(store_url, logs / "a.log"), Service(store_url, logs / "b.log"))
     try:
         for service in pair:
             service.start()

@@ -26,7 +26,7 @@ def _server_pid(path: Path) -> int:
     """The pid of the valkey-server serving ``path`` (read from INFO server)."""
 
     async def info() -> int:
-        client = PipelinedClient(f"unix://{path / 'valkey.sock'}", 2.0)
+        client = PipelinedClient.from_url(f"unix://{path / 'valkey.sock'}", 2.0)
         try:
             info: str = await client.execute("INFO", "server")
             return int(info.split("process_id:", 1)[1].split()[0])
@@ -113,7 +113,7 @@ def test_the_supervisor_restarts_a_killed_server(tmp_path: Path) -> None:
         server = EmbeddedServer(tmp_path)
         await server.join()
         server.supervise(interval_s=0.1)
-        store = RedisStore(PipelinedClient(server.url, 0.5), server.aclose)
+        store = RedisStore(PipelinedClient.from_url(server.url, 0.5), server.aclose)
         try:
             await store.start("u", "a", None, 60_000, 3)
             await asyncio.sleep(1.1)  # the AOF is fsynced every second

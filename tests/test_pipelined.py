@@ -24,7 +24,7 @@ def _clients(info: str) -> int:
 
 def test_concurrent_calls_share_one_connection_and_each_gets_its_own_reply(redis_url: str) -> None:
     async def main() -> None:
-        client = PipelinedClient(redis_url, 2.0)
+        client = PipelinedClient.from_url(redis_url, 2.0)
         try:
             replies = await asyncio.gather(*(client.execute("ECHO", f"m{i}") for i in range(2000)))
             assert replies == [f"m{i}" for i in range(2000)]
@@ -38,7 +38,7 @@ def test_concurrent_calls_share_one_connection_and_each_gets_its_own_reply(redis
 
 def test_cancelled_and_failed_calls_do_not_shift_the_replies_of_others(redis_url: str) -> None:
     async def main() -> None:
-        client = PipelinedClient(redis_url, 2.0)
+        client = PipelinedClient.from_url(redis_url, 2.0)
         try:
             tasks = [asyncio.ensure_future(client.execute("ECHO", f"m{i}")) for i in range(300)]
             await asyncio.sleep(0)  # every command is queued
@@ -61,7 +61,7 @@ def test_cancelled_and_failed_calls_do_not_shift_the_replies_of_others(redis_url
 
 def test_a_connection_the_server_drops_is_replaced_on_the_next_call(redis_url: str) -> None:
     async def main() -> None:
-        client = PipelinedClient(redis_url, 2.0)
+        client = PipelinedClient.from_url(redis_url, 2.0)
         try:
             assert await client.execute("PING") == "PONG"
             await client.execute("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no")
@@ -75,7 +75,7 @@ def test_a_connection_the_server_drops_is_replaced_on_the_next_call(redis_url: s
 
 def test_several_connections_are_used_in_turn(redis_url: str) -> None:
     async def main() -> None:
-        client = PipelinedClient(redis_url, 2.0, connections=3)
+        client = PipelinedClient.from_url(redis_url, 2.0, connections=3)
         try:
             await asyncio.gather(*(client.execute("PING") for _ in range(30)))
             assert _clients(await client.execute("CLIENT", "LIST", "TYPE", "normal")) == 3
@@ -87,7 +87,7 @@ def test_several_connections_are_used_in_turn(redis_url: str) -> None:
 
 def test_no_server_is_store_unavailable_fast(redis_server: RedisServer) -> None:
     async def main() -> None:
-        client = PipelinedClient("redis://127.0.0.1:1/0", 0.5)
+        client = PipelinedClient.from_url("redis://127.0.0.1:1/0", 0.5)
         with pytest.raises(StoreUnavailable, match="cannot connect"):
             await client.execute("PING")
         await client.aclose()
@@ -100,7 +100,7 @@ def test_password_and_database_from_the_url(private_store: RedisServer) -> None:
     base = f"127.0.0.1:{private_store.port}"
 
     async def main() -> None:
-        client = PipelinedClient(f"redis://:s3cret@{base}/2", 1.0)
+        client = PipelinedClient.from_url(f"redis://:s3cret@{base}/2", 1.0)
         try:
             await client.execute("SET", "where", "db2")
             assert await client.execute("GET", "where") == "db2"
@@ -108,7 +108,7 @@ def test_password_and_database_from_the_url(private_store: RedisServer) -> None:
             assert await client.execute("GET", "where") is None
         finally:
             await client.aclose()
-        wrong = PipelinedClient(f"redis://:nope@{base}/0", 1.0)
+        wrong = PipelinedClient.from_url(f"redis://:nope@{base}/0", 1.0)
         with pytest.raises(StoreUnavailable) as info:
             await wrong.execute("PING")
         assert "WRONGPASS" in str(info.value)
@@ -120,14 +120,14 @@ def test_password_and_database_from_the_url(private_store: RedisServer) -> None:
 
 def test_unknown_url_options_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="socket_keepalive"):
-        PipelinedClient("redis://127.0.0.1:6379/0?socket_keepalive=1", 1.0)
+        PipelinedClient.from_url("redis://127.0.0.1:6379/0?socket_keepalive=1", 1.0)
     with pytest.raises(ConfigurationError, match="ssl_cert_reqs"):
-        PipelinedClient("rediss://127.0.0.1:6379/0?ssl_cert_reqs=maybe", 1.0)
+        PipelinedClient.from_url("rediss://127.0.0.1:6379/0?ssl_cert_reqs=maybe", 1.0)
 
 
 def test_a_store_that_forgot_its_scripts_reloads_them(redis_url: str) -> None:
     async def main() -> None:
-        store = RedisStore(PipelinedClient(redis_url, 2.0))
+        store = RedisStore(PipelinedClient.from_url(redis_url, 2.0))
         try:
             await store.load_scripts()
             await store.start("u", "a", None, 60_000, 3)
@@ -174,12 +174,12 @@ def test_rediss_verifies_the_server_certificate(redis_server: RedisServer, tmp_p
 
     async def main() -> None:
         async with tls_proxy(ca, redis_server.port) as port:
-            trusted = PipelinedClient(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca_file}", 2.0)
+            trusted = PipelinedClient.from_url(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca_file}", 2.0)
             try:
                 assert await trusted.execute("ECHO", "over tls") == "over tls"
             finally:
                 await trusted.aclose()
-            untrusted = PipelinedClient(f"rediss://127.0.0.1:{port}/0", 2.0)  # system CAs only
+            untrusted = PipelinedClient.from_url(f"rediss://127.0.0.1:{port}/0", 2.0)  # system CAs only
             with pytest.raises(StoreUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
                 await untrusted.execute("PING")
             await untrusted.aclose()

@@ -1,4 +1,4 @@
-"""One contract, every store: memory (fake clock), Redis (bundled server) and embedded://."""
+"""One contract, every store: memory (fake clock), Redis, embedded://, Cluster and Sentinel."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
 from streamlimit.store.memory import FakeClock, MemoryStore
 from tests.servers import RedisServer
+from tests.topologies import Cluster, SentinelGroup
 
 Body = Callable[[Store, "Backend"], Awaitable[None]]
 
@@ -47,7 +48,7 @@ class Backend:
         asyncio.run(main())
 
 
-@pytest.fixture(params=["memory", "redis", "embedded"])
+@pytest.fixture(params=["memory", "redis", "embedded", "cluster", "sentinel"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "memory":
         yield Backend("memory", "memory://", 90_000, FakeClock())
@@ -55,6 +56,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         server: RedisServer = request.getfixturevalue("redis_server")
         server.command("FLUSHALL")
         yield Backend("redis", server.url, 250)
+    elif request.param in ("cluster", "sentinel"):
+        topology: Cluster | SentinelGroup = request.getfixturevalue(
+            "cluster" if request.param == "cluster" else "sentinel_group"
+        )
+        topology.flush()
+        yield Backend(request.param, topology.url, 250)
     else:
         yield Backend("embedded", f"embedded://{tmp_path / 'store'}", 250)
 

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     store_connections: int = Field(
         1, ge=1, le=64, description="pipelined store connections per process (calls share them)"
     )
+    replica_ack: int = Field(
+        0, ge=0, le=16, description="replicas that must hold each write before it is answered (WAIT); 0: off"
+    )
+    replica_ack_timeout_ms: int = Field(100, ge=1, le=60000, description="how long a write waits for them")
     workers: int = Field(1, ge=1, le=64, description="worker processes sharing one port")
     request_timeout_s: float = Field(
         10, gt=0, le=3600, description="a client must send a whole request within this long (else 408)"
@@ -45,6 +49,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{ENV_PREFIX}HEARTBEAT_INTERVAL_S must be shorter than {ENV_PREFIX}LEASE_TTL_S "
                 f"({self.heartbeat_interval_s} >= {self.lease_ttl_s})"
+            )
+        if self.replica_ack and self.replica_ack_timeout_ms >= self.store_timeout_ms:
+            raise ValueError(
+                f"{ENV_PREFIX}REPLICA_ACK_TIMEOUT_MS must be shorter than {ENV_PREFIX}STORE_TIMEOUT_MS "
+                f"({self.replica_ack_timeout_ms} >= {self.store_timeout_ms})"
             )
         return self
 

@@ -10,14 +10,28 @@ from urllib.parse import urlsplit
 from streamlimit.errors import ConfigurationError, StoreUnavailable
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
+from streamlimit.store.cluster import ClusterClient
 from streamlimit.store.embedded import EmbeddedServer
+from streamlimit.store.endpoint import endpoint, endpoints
 from streamlimit.store.memory import Clock, MemoryStore, system_clock_ms
 from streamlimit.store.pipelined import PipelinedClient
-from streamlimit.store.redis import RedisStore
+from streamlimit.store.redis import Client, RedisStore
+from streamlimit.store.sentinel import PrimaryLocator
 
 log = logging.getLogger("streamlimit.store")
 
-SCHEMES = ("memory", "redis", "rediss", "unix", "embedded")
+SCHEMES = (
+    "memory",
+    "redis",
+    "rediss",
+    "unix",
+    "embedded",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
+_SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password"})
 
 
 def scheme_of(url: str) -> str:
@@ -34,8 +48,27 @@ def embedded_path(url: str) -> Path:
     return Path(rest or ".streamlimit")
 
 
-def store_client(url: str, settings: Settings) -> PipelinedClient:
-    return PipelinedClient(url, settings.store_timeout_s, settings.store_connections)
+def store_client(url: str, settings: Settings) -> Client:
+    """The client for a server URL of any topology (not memory:// or embedded://)."""
+    scheme, timeout_s, conns = scheme_of(url), settings.store_timeout_s, settings.store_connections
+    ack = settings.replica_ack
+    ack_ms = settings.replica_ack_timeout_ms
+    if scheme.endswith("+cluster"):
+        seeds, path, _ = endpoints(url)
+        if path not in ("", "0"):
+            raise ConfigurationError(f"a cluster has only database 0, not {path!r}")
+        return ClusterClient(seeds, timeout_s, conns, replica_ack=ack, ack_timeout_ms=ack_ms)
+    if scheme.endswith("+sentinel"):
+        sentinels, service, options = endpoints(url, _SENTINEL_OPTIONS)
+        if not service:
+            raise ConfigurationError(f"name the monitored service: {scheme}://host:port,.../SERVICE")
+        login = (options.get("sentinel_username"), options.get("sentinel_password"))
+        locate = PrimaryLocator([s.with_login(*login) for s in sentinels], service, sentinels[0], timeout_s)
+        return PipelinedClient(
+            locate, timeout_s, conns, primary_only=True, on_close=locate.aclose, replica_ack=ack,
+            ack_timeout_ms=ack_ms,
+        )  # fmt: skip
+    return PipelinedClient(endpoint(url)[0], timeout_s, conns, replica_ack=ack, ack_timeout_ms=ack_ms)
 
 
 async def open_store(settings: Settings, *, clock: Clock = system_clock_ms) -> Store:

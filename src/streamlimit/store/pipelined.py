@@ -2,63 +2,78 @@
 
 Why not redis-py's asyncio client: it sends each call on a pooled connection of its own and
 spends about 100 µs of CPU per call in Python; pipelining all calls of a loop turn on one
-connection costs about 10 µs (measured: docs/benchmarks.md). redis-py still parses the URL.
+connection costs about 10 µs (``python -m bench.client_cost``; docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio.connection import parse_url
-
-from streamlimit.errors import ConfigurationError, StoreUnavailable
+from streamlimit.errors import StoreUnavailable
+from streamlimit.store.endpoint import Endpoint, endpoint
 from streamlimit.store.resp import Connection, ReplyError, encode
 
-_URL_KEYS = {"host", "port", "db", "path", "username", "password", "connection_class"}
-_TLS_KEYS = {"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
-_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
-
-
-def _tls_context(params: dict[str, Any]) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=params.get("ssl_ca_certs"))
-    if params.get("ssl_certfile"):
-        ctx.load_cert_chain(params["ssl_certfile"], params.get("ssl_keyfile"))
-    reqs = str(params.get("ssl_cert_reqs", "required")).lower()
-    if reqs not in _CERT_REQS:
-        raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, not {reqs!r}")
-    ctx.check_hostname = reqs != "none" and params.get("ssl_check_hostname", True) not in (False, "false")
-    ctx.verify_mode = _CERT_REQS[reqs]
-    return ctx
+Locate = Callable[[], Awaitable[Endpoint]]
+_WRITES = ("EVALSHA", "EVAL")  # what replica_ack waits for: every script may write
 
 
 class PipelinedClient:
     """``execute`` answers within ``timeout_s`` or raises ``StoreUnavailable``; replies that are
-    server errors raise ``ReplyError``. Connections open on first use and after a loss."""
+    server errors raise ``ReplyError``. Connections open on first use and after a loss.
 
-    def __init__(self, url: str, timeout_s: float, connections: int = 1) -> None:
-        params: dict[str, Any] = dict(parse_url(url))
-        unknown = set(params) - _URL_KEYS - _TLS_KEYS
-        if unknown:
-            raise ConfigurationError(f"unsupported store URL option(s): {', '.join(sorted(unknown))}")
-        self._params = params
-        self._tls = _tls_context(params) if url.startswith("rediss://") else None
+    ``locate`` finds the server anew for each connection (Sentinel: the current primary);
+    ``primary_only`` refuses a server whose ROLE is not master; with ``replica_ack`` N, script
+    calls are answered only once N replicas hold them (one WAIT per batch, see resp.py).
+    """
+
+    def __init__(
+        self,
+        where: Endpoint | Locate,
+        timeout_s: float,
+        connections: int = 1,
+        *,
+        primary_only: bool = False,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        replica_ack: int = 0,
+        ack_timeout_ms: int = 100,
+    ) -> None:
+        self._locate = where if callable(where) else None
+        self.endpoint = where if isinstance(where, Endpoint) else None
         self._timeout_s = timeout_s
+        self._primary_only = primary_only
+        self._on_close = on_close
+        self._ack = (replica_ack, ack_timeout_ms)
         self._conns: list[Connection | None] = [None] * connections
         self._opening: list[asyncio.Task[Connection] | None] = [None] * connections
         self._next = 0
 
-    async def execute(self, *args: str | int) -> Any:
+    @classmethod
+    def from_url(cls, url: str, timeout_s: float, connections: int = 1) -> PipelinedClient:
+        return cls(endpoint(url)[0], timeout_s, connections)
+
+    async def execute(self, *args: str | int, asking: bool = False) -> Any:
+        """One command; with ``asking``, preceded by ASKING on the same connection (cluster)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
         conn = await self._connection()
-        waiter = conn.send(encode(args))
+        if asking:
+            conn.send(encode(("ASKING",))).add_done_callback(_ignore)
+        waiter = conn.send(encode(args), ack=args[0] in _WRITES)
         timer = loop.call_at(deadline, self._expire, conn, waiter)
         try:
             return await waiter
+        except ReplyError as exc:
+            if str(exc).startswith("READONLY"):  # a primary demoted under us: find the new one
+                conn.abort(StoreUnavailable(f"store server became a replica: {exc}"))
+            raise
         finally:
             timer.cancel()
+
+    async def broadcast(self, *args: str | int) -> None:
+        """Run on every server of the topology: here, the one."""
+        await self.execute(*args)
 
     def _expire(self, conn: Connection, waiter: asyncio.Future[Any]) -> None:
         if waiter.done():
@@ -87,31 +102,34 @@ class PipelinedClient:
             self._conns[i] = task.result()
 
     async def _open(self) -> Connection:
-        p, loop = self._params, asyncio.get_running_loop()
-        where = p.get("path") or f"{p.get('host', 'localhost')}:{p.get('port', 6379)}"
+        loop = asyncio.get_running_loop()
         conn: Connection | None = None
+        where = "the store"
         try:
             async with asyncio.timeout(self._timeout_s):
-                if "path" in p:
-                    _, conn = await loop.create_unix_connection(Connection, p["path"])
+                ep = await self._locate() if self._locate else self.endpoint
+                assert ep is not None
+                where = f"the store at {ep}"
+                if ep.path:
+                    _, conn = await loop.create_unix_connection(self._protocol, ep.path)
                 else:
-                    host, port = p.get("host", "localhost"), int(p.get("port", 6379))
-                    _, conn = await loop.create_connection(Connection, host, port, ssl=self._tls)
-                prelude: list[tuple[str | int, ...]] = []
-                if p.get("password"):
-                    user = (p["username"],) if p.get("username") else ()
-                    prelude.append(("AUTH", *user, p["password"]))
-                if int(p.get("db") or 0):
-                    prelude.append(("SELECT", int(p["db"])))
-                for command in prelude:
-                    await conn.send(encode(command))
-        except (TimeoutError, OSError, ReplyError) as exc:
+                    _, conn = await loop.create_connection(self._protocol, ep.host, ep.port, ssl=ep.tls)
+                for command in _prelude(ep, self._primary_only):
+                    reply = await conn.send(encode(command))
+                    if command[0] == "ROLE" and reply[0] != "master":
+                        raise StoreUnavailable(f"{where} is a {reply[0]}, not the primary")
+        except (TimeoutError, OSError, ReplyError, StoreUnavailable) as exc:
             if conn is not None:
                 conn.abort(StoreUnavailable("store connection set-up failed"))
+            if isinstance(exc, StoreUnavailable):
+                raise
             if isinstance(exc, TimeoutError):
-                raise StoreUnavailable(f"cannot connect to the store at {where} within the timeout") from None
-            raise StoreUnavailable(f"cannot connect to the store at {where}: {exc}") from exc
+                raise StoreUnavailable(f"cannot connect to {where} within the timeout") from None
+            raise StoreUnavailable(f"cannot connect to {where}: {exc}") from exc
         return conn
+
+    def _protocol(self) -> Connection:
+        return Connection(*self._ack)
 
     async def aclose(self) -> None:
         for task in self._opening:
@@ -121,3 +139,22 @@ class PipelinedClient:
             if conn is not None:
                 conn.abort(StoreUnavailable("store client closed"))
         self._conns = [None] * len(self._conns)
+        if self._on_close is not None:
+            await self._on_close()
+
+
+def _prelude(ep: Endpoint, primary_only: bool) -> list[tuple[str | int, ...]]:
+    """What a new connection sends before any call: log in, pick the database, check the role."""
+    out: list[tuple[str | int, ...]] = []
+    if ep.password:
+        out.append(("AUTH", *((ep.username,) if ep.username else ()), ep.password))
+    if ep.db:
+        out.append(("SELECT", ep.db))
+    if primary_only:
+        out.append(("ROLE",))
+    return out
+
+
+def _ignore(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from streamlimit.errors import StoreUnavailable
 from streamlimit.models import LimitInfo, StartResult, StartStatus, StopResult, Stream, UserStreams
 from streamlimit.store import scripts
 from streamlimit.store.keys import user_keys
-from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.resp import ReplyError
 
 _STATUS = {0: StartStatus.REFUSED, 1: StartStatus.ADMITTED, 2: StartStatus.RENEWED}
@@ -27,6 +26,16 @@ def _streams(user_id: str, flat: Sequence[Any]) -> tuple[Stream, ...]:
     return tuple(found)
 
 
+class Client(Protocol):
+    """A server, a Sentinel-watched primary or a whole cluster: ``execute`` routes by key."""
+
+    async def execute(self, *args: str | int) -> Any: ...
+
+    async def broadcast(self, *args: str | int) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
@@ -37,7 +46,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: PipelinedClient,
+        client: Client,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client
@@ -58,10 +67,10 @@ class RedisStore:
             raise StoreUnavailable(f"store refused the call: {exc}") from exc
 
     async def load_scripts(self) -> None:
-        """Register every script on the server, so the first requests need no EVAL."""
+        """Register every script on every primary, so the first requests need no EVAL."""
         for name in scripts.NAMES:
             try:
-                await self._client.execute("SCRIPT", "LOAD", scripts.source(name))
+                await self._client.broadcast("SCRIPT", "LOAD", scripts.source(name))
             except ReplyError as exc:
                 raise StoreUnavailable(f"store refused SCRIPT LOAD: {exc}") from exc
 
@@ -104,7 +113,8 @@ class RedisStore:
         return await self._limit(user_id, "set", limit, default_limit)
 
     async def ping(self) -> None:
-        await self._client.execute("PING")
+        """Ready: every primary answers and holds the scripts (loaded again if it lost them)."""
+        await self.load_scripts()
 
     async def close(self) -> None:
         await self._client.aclose()

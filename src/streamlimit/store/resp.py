@@ -16,6 +16,7 @@ import hiredis
 from streamlimit.errors import StoreUnavailable
 
 ReplyError = hiredis.ReplyError
+Held = list[tuple[asyncio.Future[Any], asyncio.Future[Any]]]  # (reply, caller) awaiting a WAIT
 
 
 def encode(args: tuple[str | int, ...]) -> bytes:
@@ -27,8 +28,11 @@ def encode(args: tuple[str | int, ...]) -> bytes:
 class Connection(asyncio.Protocol):
     """Replies come back in the order commands were sent; a caller that gave up keeps its place."""
 
-    def __init__(self) -> None:
+    def __init__(self, replica_ack: int = 0, ack_timeout_ms: int = 0) -> None:
         self._loop = asyncio.get_running_loop()
+        self._ack = replica_ack  # group commit: one WAIT after each batch that holds a write
+        self._ack_timeout_ms = ack_timeout_ms
+        self._held: Held = []  # (reply, caller) of the batch being built
         self._reader = hiredis.Reader(encoding="utf-8", errors="replace")
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._buffer: list[bytes] = []
@@ -62,8 +66,9 @@ class Connection(asyncio.Protocol):
         detail = f": {type(exc).__name__}: {exc}" if exc else ""
         self._fail(StoreUnavailable(f"store connection closed{detail}"))
 
-    def send(self, command: bytes) -> asyncio.Future[Any]:
-        """Queue one encoded command; the buffer is written once, at the end of this loop turn."""
+    def send(self, command: bytes, *, ack: bool = False) -> asyncio.Future[Any]:
+        """Queue one encoded command; the buffer is written once, at the end of this loop turn.
+        With ``ack`` (and replica_ack set), its reply is held until the batch's WAIT answers."""
         if self.lost is not None:
             raise self.lost
         waiter = self._loop.create_future()
@@ -71,6 +76,10 @@ class Connection(asyncio.Protocol):
             self._loop.call_soon(self._flush)
         self._buffer.append(command)
         self._waiting.append(waiter)
+        if ack and self._ack:
+            caller = self._loop.create_future()
+            self._held.append((waiter, caller))
+            return caller
         return waiter
 
     @property
@@ -78,6 +87,12 @@ class Connection(asyncio.Protocol):
         return len(self._waiting)
 
     def _flush(self) -> None:
+        if self._held and self.usable:
+            held, self._held = self._held, []
+            acked = self._loop.create_future()
+            self._buffer.append(encode(("WAIT", self._ack, self._ack_timeout_ms)))
+            self._waiting.append(acked)
+            acked.add_done_callback(lambda f: _release(held, f, self._ack))
         if self._buffer and self.usable:
             assert self._transport is not None
             self._transport.write(b"".join(self._buffer))
@@ -93,7 +108,31 @@ class Connection(asyncio.Protocol):
         if self.lost is None:
             self.lost = exc
         self._buffer.clear()
+        held, self._held = self._held, []
+        for reply, caller in held:
+            reply.cancel()
+            if not caller.done():
+                caller.set_exception(exc)
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
+
+
+def _release(
+    held: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]], acked: asyncio.Future[Any], needed: int
+) -> None:
+    """The batch's WAIT answered: hand each held reply to its caller, or fail it unacknowledged."""
+    failure = acked.exception() if not acked.cancelled() else StoreUnavailable("connection lost")
+    if failure is None and acked.result() < needed:
+        failure = StoreUnavailable(f"writes acknowledged by {acked.result()} of {needed} replica(s) in time")
+    for reply, caller in held:
+        error = reply.exception() if not reply.cancelled() else failure  # retrieves it too
+        if caller.done():
+            continue
+        if error is not None:  # a server error first: NOSCRIPT is retried
+            caller.set_exception(error)
+        elif failure is not None:
+            caller.set_exception(failure)
+        else:
+            caller.set_result(reply.result())

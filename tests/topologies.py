@@ -1,0 +1,159 @@
+"""Real multi-server topologies from the bundled binary: a Redis Cluster and a Sentinel group."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from tests.servers import RedisServer, free_port
+
+NODE_TIMEOUT_MS = 1000  # a failed cluster primary is replaced within a few seconds
+DOWN_AFTER_MS = 1000  # the sentinels' view of a failed primary
+
+
+def cmd(server: RedisServer, *args: str | int) -> Any:
+    """One command to one server, on a connection of its own."""
+    with redis.Redis(port=server.port, decode_responses=True, socket_timeout=2) as c:
+        return c.execute_command(*args)
+
+
+def until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> float:
+    """Wait for ``check``; returns the seconds it took."""
+    t0 = time.monotonic()
+    last: object = None
+    while time.monotonic() < t0 + timeout_s:
+        try:
+            if check():
+                return time.monotonic() - t0
+        except (redis.RedisError, OSError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not reached within {timeout_s} s (last error: {last})")
+
+
+def _live(servers: list[RedisServer]) -> list[RedisServer]:
+    return [s for s in servers if s.proc is not None]
+
+
+class Cluster:
+    """3 primaries with a replica each, slots split evenly, on free loopback ports."""
+
+    def __init__(self, data_dir: Path) -> None:
+        args = ("--cluster-enabled", "yes", "--cluster-node-timeout", str(NODE_TIMEOUT_MS))
+        # the bus port is set too: by default it is port + 10000, past 65535 for ephemeral ports
+        self.bus_ports = [free_port() for _ in range(6)]
+        self.nodes = [
+            RedisServer(data_dir / f"node-{i}", None, *args, "--cluster-port", str(bus))
+            for i, bus in enumerate(self.bus_ports)
+        ]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
+
+    def start(self) -> Cluster:
+        for node in self.nodes:
+            node.start()
+        for i, node in enumerate(self.nodes[:3]):
+            cmd(node, "CLUSTER", "ADDSLOTSRANGE", i * 5462, min(16383, (i + 1) * 5462 - 1))
+        for node, bus in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
+            cmd(self.nodes[0], "CLUSTER", "MEET", "127.0.0.1", node.port, bus)
+        until(lambda: all(len(cmd(n, "CLUSTER", "NODES").splitlines()) == 6 for n in self.nodes), "meet")
+        for primary, replica in zip(self.nodes[:3], self.nodes[3:], strict=True):
+            cmd(replica, "CLUSTER", "REPLICATE", cmd(primary, "CLUSTER", "MYID"))
+        until(self.healthy, "a healthy cluster")
+        return self
+
+    def primaries(self) -> list[RedisServer]:
+        return [n for n in _live(self.nodes) if cmd(n, "ROLE")[0] == "master"]
+
+    def healthy(self) -> bool:
+        """Every live node says ok, and three primaries each have a replica attached."""
+        if any("cluster_state:ok" not in cmd(n, "CLUSTER", "INFO") for n in _live(self.nodes)):
+            return False
+        primaries = self.primaries()
+        return len(primaries) == 3 and all(cmd(p, "ROLE")[2] for p in primaries)
+
+    def serving(self) -> bool:
+        """Every slot has a live primary and every live node agrees the cluster is ok."""
+        return len(self.primaries()) == 3 and all(
+            "cluster_state:ok" in cmd(n, "CLUSTER", "INFO") for n in _live(self.nodes)
+        )
+
+    def flush(self) -> None:
+        for node in self.primaries():
+            cmd(node, "FLUSHALL")
+
+    def owner_of(self, key: str) -> RedisServer:
+        """The primary serving ``key``'s slot now."""
+        any_node = self.primaries()[0]
+        slot = cmd(any_node, "CLUSTER", "KEYSLOT", key)
+        ranges = cmd(any_node, "CLUSTER", "SLOTS")
+        port = next(int(r[2][1]) for r in ranges if r[0] <= slot <= r[1])
+        return next(n for n in self.nodes if n.port == port)
+
+    def stop(self) -> None:
+        for node in _live(self.nodes):
+            node.resume()
+            node.stop()
+
+
+class SentinelGroup:
+    """A primary, one replica and three sentinels watching them as ``mymaster``."""
+
+    SERVICE = "mymaster"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.primary = RedisServer(data_dir / "primary")
+        self.replica = RedisServer(data_dir / "replica")
+        self.sentinels = [RedisServer(data_dir / f"sentinel-{i}", free_port()) for i in range(3)]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}"
+
+    def start(self) -> SentinelGroup:
+        self.primary.start()
+        self.replica.extra = ("--replicaof", "127.0.0.1", str(self.primary.port))
+        self.replica.start()
+        for s in self.sentinels:
+            s.data_dir.mkdir(parents=True, exist_ok=True)
+            conf = s.data_dir / "sentinel.conf"
+            conf.write_text(
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} {DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {self.SERVICE} 10000\n"
+            )
+            s.start_sentinel(conf)
+        until(self.healthy, "sentinels agreeing on a primary with a replica")
+        return self
+
+    def current_primary(self) -> RedisServer:
+        _, port = cmd(self.sentinels[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
+        return self.primary if int(port) == self.primary.port else self.replica
+
+    def healthy(self) -> bool:
+        """Every sentinel sees the others, a replica, and a primary it does not think is down."""
+        for s in self.sentinels:
+            reply = cmd(s, "SENTINEL", "MASTER", self.SERVICE)
+            fields = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
+            if int(fields["num-other-sentinels"]) < 2 or int(fields["num-slaves"]) < 1:
+                return False
+            if "s_down" in str(fields["flags"]) or "o_down" in str(fields["flags"]):
+                return False
+        return True
+
+    def flush(self) -> None:
+        primary = self.current_primary()
+        cmd(primary, "FLUSHALL")
+        cmd(primary, "WAIT", 1, 2000)
+
+    def stop(self) -> None:
+        for server in _live([*self.sentinels, self.primary, self.replica]):
+            server.resume()
+            server.stop()
