@@ -16,7 +16,9 @@ from redis.crc import key_slot
 from streamlimit.errors import StoreUnavailable
 from streamlimit.settings import Settings
 from streamlimit.store.connect import open_store
+from streamlimit.store.endpoint import Endpoint, endpoint
 from streamlimit.store.keys import user_keys
+from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.scripts import NAMES, source
 from tests.test_contention import Pair, exact_limit_trials, over_limit_trials, running_pair
 from tests.topologies import Cluster, SentinelGroup, cmd
@@ -138,5 +140,22 @@ def test_replica_ack_that_cannot_be_met_is_store_unavailable(sentinel_group: Sen
                 await store.start("unacked", "s", None, 60_000, 3)
         finally:
             await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_replica_is_never_taken_for_the_primary(sentinel_group: SentinelGroup) -> None:
+    """Should anything name a replica as the primary (a stale sentinel), ROLE refuses it."""
+    primary = sentinel_group.current_primary()
+    replica = sentinel_group.replica if primary is sentinel_group.primary else sentinel_group.primary
+
+    async def main() -> None:
+        async def stale() -> Endpoint:
+            return endpoint(replica.url)[0]
+
+        client = PipelinedClient(stale, 1.0, primary_only=True)
+        with pytest.raises(StoreUnavailable, match="not the primary"):
+            await client.execute("PING")
+        await client.aclose()
 
     asyncio.run(main())

@@ -40,12 +40,15 @@ def _live(servers: list[RedisServer]) -> list[RedisServer]:
 
 
 class Cluster:
-    """3 primaries with a replica each, slots split evenly, on free loopback ports."""
+    """``primaries`` primaries (3) with ``replicas`` replica each (1), slots split evenly, on
+    free loopback ports."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, primaries: int = 3, replicas: int = 1) -> None:
         args = ("--cluster-enabled", "yes", "--cluster-node-timeout", str(NODE_TIMEOUT_MS))
+        n = primaries * (1 + replicas)
+        self.shards = primaries
         # the bus port is set too: by default it is port + 10000, past 65535 for ephemeral ports
-        self.bus_ports = [free_port() for _ in range(6)]
+        self.bus_ports = [free_port() for _ in range(n)]
         self.nodes = [
             RedisServer(data_dir / f"node-{i}", None, *args, "--cluster-port", str(bus))
             for i, bus in enumerate(self.bus_ports)
@@ -53,17 +56,20 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[: self.shards])
 
     def start(self) -> Cluster:
         for node in self.nodes:
             node.start()
-        for i, node in enumerate(self.nodes[:3]):
-            cmd(node, "CLUSTER", "ADDSLOTSRANGE", i * 5462, min(16383, (i + 1) * 5462 - 1))
+        per = -(-16384 // self.shards)
+        for i, node in enumerate(self.nodes[: self.shards]):
+            cmd(node, "CLUSTER", "ADDSLOTSRANGE", i * per, min(16383, (i + 1) * per - 1))
         for node, bus in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
             cmd(self.nodes[0], "CLUSTER", "MEET", "127.0.0.1", node.port, bus)
-        until(lambda: all(len(cmd(n, "CLUSTER", "NODES").splitlines()) == 6 for n in self.nodes), "meet")
-        for primary, replica in zip(self.nodes[:3], self.nodes[3:], strict=True):
+        n = len(self.nodes)
+        until(lambda: all(len(cmd(x, "CLUSTER", "NODES").splitlines()) == n for x in self.nodes), "meet")
+        for i, replica in enumerate(self.nodes[self.shards :]):
+            primary = self.nodes[i % self.shards]
             cmd(replica, "CLUSTER", "REPLICATE", cmd(primary, "CLUSTER", "MYID"))
         until(self.healthy, "a healthy cluster")
         return self
@@ -72,15 +78,18 @@ class Cluster:
         return [n for n in _live(self.nodes) if cmd(n, "ROLE")[0] == "master"]
 
     def healthy(self) -> bool:
-        """Every live node says ok, and three primaries each have a replica attached."""
+        """Every live node says ok, and every primary has a replica attached (if it should)."""
         if any("cluster_state:ok" not in cmd(n, "CLUSTER", "INFO") for n in _live(self.nodes)):
             return False
         primaries = self.primaries()
-        return len(primaries) == 3 and all(cmd(p, "ROLE")[2] for p in primaries)
+        with_replicas = len(self.nodes) > self.shards
+        return len(primaries) == self.shards and all(
+            cmd(p, "ROLE")[2] or not with_replicas for p in primaries
+        )
 
     def serving(self) -> bool:
         """Every slot has a live primary and every live node agrees the cluster is ok."""
-        return len(self.primaries()) == 3 and all(
+        return len(self.primaries()) == self.shards and all(
             "cluster_state:ok" in cmd(n, "CLUSTER", "INFO") for n in _live(self.nodes)
         )
 
