@@ -1,4 +1,4 @@
-"""streamlimit serve | check."""
+"""streamlimit serve | check | token mint | api-key new."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from streamlimit import logs
+from streamlimit.auth.mint import key_and_line, mint_token
 from streamlimit.errors import ConfigurationError, StoreUnavailable
 from streamlimit.settings import ENV_PREFIX, Settings, describe_error
 from streamlimit.store.connect import open_store, scheme_of
@@ -98,6 +99,44 @@ def check(args: argparse.Namespace) -> int:
     return asyncio.run(_check(settings))
 
 
+def token_mint(args: argparse.Namespace) -> int:
+    settings, _ = _settings(args)
+    if settings.jwt_secret is None:
+        print("streamlimit: token mint signs with STREAMLIMIT_JWT_SECRET (HS256); set it", file=sys.stderr)
+        return 2
+    secret = settings.jwt_secret.get_secret_value()
+    print(
+        mint_token(
+            secret, args.sub, args.scope, ttl_s=args.ttl, plan=args.plan,
+            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        )
+    )  # fmt: skip
+    return 0
+
+
+def api_key_new(args: argparse.Namespace) -> int:
+    key, line = key_and_line(args.name, args.admin)
+    print(f"key (give it to the backend; it is not stored): {key}")
+    print(f"line for STREAMLIMIT_API_KEYS_FILE: {line}")
+    return 0
+
+
+def _auth_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = sub.add_parser("token", help="development tokens").add_subparsers(dest="action", required=True)
+    mint = token.add_parser("mint", help="print an HS256 JWT signed with STREAMLIMIT_JWT_SECRET")
+    _add_setting_flags(mint)
+    mint.add_argument("--sub", required=True, help="the user id the token acts for")
+    mint.add_argument("--scope", default="streams", help="streams (own user) or streams:admin")
+    mint.add_argument("--plan", default=None, help="plan claim")
+    mint.add_argument("--ttl", type=int, default=3600, help="seconds until exp")
+    mint.set_defaults(func=token_mint)
+    keys = sub.add_parser("api-key", help="API keys").add_subparsers(dest="action", required=True)
+    new = keys.add_parser("new", help="print a new API key and its hashed line for the keys file")
+    new.add_argument("name", help="the key's name in logs and the audit trail")
+    new.add_argument("--admin", action="store_true", help="may change limits (else: any user's streams)")
+    new.set_defaults(func=api_key_new)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamlimit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_)
         _add_setting_flags(p)
         p.set_defaults(func=func)
+    _auth_commands(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -32,3 +32,11 @@ class InvalidInput(StreamLimitError):
 
 class InvalidId(InvalidInput):
     """An id outside 1-128 characters of ``[A-Za-z0-9._:@+-]``."""
+
+
+class Unauthenticated(StreamLimitError):
+    """No credentials, or credentials that do not verify. The message never holds a secret."""
+
+
+class Forbidden(StreamLimitError):
+    """Valid credentials that may not do this (another user's streams, an admin action)."""

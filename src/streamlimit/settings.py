@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "STREAMLIMIT_"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -42,6 +53,18 @@ class Settings(BaseSettings):
         None, description="redis-server/valkey-server for embedded:// (default: the bundled one)"
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    auth: Literal["none", "jwt", "api_key"] = Field(
+        "none", description="who may call: none (development), jwt, api_key"
+    )
+    jwt_secret: SecretStr | None = Field(None, description="HS256 key for auth=jwt")
+    jwt_public_key_file: Path | None = Field(None, description="PEM public key (RS256/ES256) for auth=jwt")
+    jwks_file: Path | None = Field(None, description="JWKS file (RS256/ES256 keys by kid) for auth=jwt")
+    jwt_issuer: str | None = Field(None, description="required iss claim, when set")
+    jwt_audience: str | None = Field(None, description="required aud claim, when set")
+    jwt_leeway_s: float = Field(30, ge=0, le=300, description="clock skew allowed on exp and nbf")
+    api_keys_file: Path | None = Field(None, description="hashed API keys for auth=api_key (see README)")
+    insecure_no_auth: bool = Field(False, description="allow auth=none on a non-loopback address")
+    cors_origins: str = Field("", description="comma-separated origins allowed by CORS, or *; empty: none")
 
     @model_validator(mode="after")
     def _heartbeat_fits_lease(self) -> Settings:
@@ -55,7 +78,27 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}REPLICA_ACK_TIMEOUT_MS must be shorter than {ENV_PREFIX}STORE_TIMEOUT_MS "
                 f"({self.replica_ack_timeout_ms} >= {self.store_timeout_ms})"
             )
+        self._check_auth()
         return self
+
+    def _check_auth(self) -> None:
+        if self.auth == "jwt":
+            keys = [k for k in (self.jwt_secret, self.jwt_public_key_file, self.jwks_file) if k is not None]
+            if len(keys) != 1:
+                raise ValueError(
+                    f"{ENV_PREFIX}AUTH=jwt needs exactly one of {ENV_PREFIX}JWT_SECRET, "
+                    f"{ENV_PREFIX}JWT_PUBLIC_KEY_FILE and {ENV_PREFIX}JWKS_FILE"
+                )
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value().encode()) < 32:
+            raise ValueError(f"{ENV_PREFIX}JWT_SECRET must be at least 32 bytes (HS256, RFC 7518 3.2)")
+        if self.auth == "api_key" and self.api_keys_file is None:
+            raise ValueError(f"{ENV_PREFIX}AUTH=api_key needs {ENV_PREFIX}API_KEYS_FILE")
+        if self.auth == "none" and not is_loopback(self.host) and not self.insecure_no_auth:
+            raise ValueError(
+                f"{ENV_PREFIX}AUTH=none on {self.host} would let anyone on the network stop anyone's "
+                f"streams: set {ENV_PREFIX}AUTH (jwt, api_key), listen on 127.0.0.1, or set "
+                f"{ENV_PREFIX}INSECURE_NO_AUTH=1"
+            )
 
     @property
     def store_timeout_s(self) -> float:

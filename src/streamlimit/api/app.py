@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
 from streamlimit import logs
-from streamlimit.api import compat, health, openapi, v1
+from streamlimit.api import compat, headers, health, openapi, v1
 from streamlimit.api.problems import HANDLERS
+from streamlimit.auth import authenticator_from
 from streamlimit.service import Policy, StreamService
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
+
+log = logging.getLogger("streamlimit.api")
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
@@ -31,7 +35,18 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                 await s.close()
 
     routes = [*v1.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES]
-    return Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=headers.middleware(settings)
+    )
+    app.state.auth = authenticator_from(settings)  # a bad key file stops start-up here
+    if settings.auth == "none":
+        log.warning(
+            "STREAMLIMIT_AUTH=none: anyone who can reach %s:%d may start and stop anyone's streams "
+            "(development only; see README 'Securing it')",
+            settings.host,
+            settings.port,
+        )
+    return app
 
 
 def create_app_from_env() -> Starlette:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from streamlimit.api.bodies import Members, parse_json, read_body
+from streamlimit.api.guard import caller, for_user
 from streamlimit.api.problems import RETRY_AFTER_S, Problem, problem_response
 from streamlimit.api.render import json
 from streamlimit.api.routing import Endpoint, resource, service_of
@@ -64,6 +65,7 @@ async def _fields(request: Request) -> dict[str, list[Any]]:
 async def count(request: Request) -> Response:
     user_id = _one(request.query_params.getlist("userId"), "userId", True)
     assert user_id is not None
+    for_user(request, user_id)
     user = await service_of(request).list(user_id)
     exhausted = user.active >= user.limit
     message = (
@@ -82,10 +84,12 @@ async def count(request: Request) -> Response:
 
 
 async def add(request: Request) -> Response:
+    principal = caller(request)  # 401 before the body is even read
     fields = await _fields(request)
     user_id = _one(fields.get("userId", []), "userId", True)
     stream_id = _one(fields.get("streamId", []), "streamId", False)
     assert user_id is not None
+    principal.may_act_for(user_id)
     result = await service_of(request).start(user_id, stream_id, legacy=True)
     if result.status is StartStatus.REFUSED:
         return json(
@@ -108,10 +112,12 @@ async def add(request: Request) -> Response:
 
 
 async def remove(request: Request) -> Response:
+    principal = caller(request)  # 401 before the body is even read
     fields = await _fields(request)
     user_id = _one(fields.get("userId", []), "userId", True)
     stream_id = _one(fields.get("streamId", []), "streamId", False)
     assert user_id is not None
+    principal.may_act_for(user_id)
     result = await service_of(request).stop(user_id, stream_id)
     if result.degraded:
         return json(

@@ -12,7 +12,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable, StreamNotActive
+from streamlimit.errors import (
+    Forbidden,
+    InvalidId,
+    InvalidInput,
+    StoreUnavailable,
+    StreamNotActive,
+    Unauthenticated,
+)
 
 log = logging.getLogger("streamlimit.api")
 
@@ -96,6 +103,19 @@ async def _not_active(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _unauthenticated(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Unauthenticated)
+    scheme: str = request.app.state.auth.scheme
+    challenge = scheme if "authorization" not in request.headers else f'{scheme}, error="invalid_token"'
+    return problem_response(
+        request, 401, "unauthenticated", str(exc), headers={"WWW-Authenticate": challenge}
+    )
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    return problem_response(request, 403, "forbidden", str(exc))
+
+
 async def _disconnected(request: Request, exc: Exception) -> Response:
     # the client is gone: nobody will read this, and it is not our error
     return problem_response(request, 400, "client_disconnected", "the client closed the request")
@@ -112,6 +132,8 @@ HANDLERS = {
     StoreUnavailable: _store,
     InvalidInput: _invalid,
     StreamNotActive: _not_active,
+    Unauthenticated: _unauthenticated,
+    Forbidden: _forbidden,
     ClientDisconnect: _disconnected,
     Exception: _unexpected,
 }

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from streamlimit.api.bodies import json_object, optional_str
+from streamlimit.api.guard import admin, for_user
 from streamlimit.api.problems import Problem
 from streamlimit.api.render import JSON, json, stream_body
 from streamlimit.api.routing import resource, service_of
@@ -30,6 +31,7 @@ def _lease_body(service: StreamService, stream: Stream, degraded: bool) -> dict[
 async def start(request: Request) -> Response:
     service = service_of(request)
     user_id = request.path_params["user_id"]
+    for_user(request, user_id)
     body = await json_object(request, ("stream_id", "device"))
     stream_id, device = optional_str(body, "stream_id"), optional_str(body, "device")
     result = await service.start(user_id, stream_id, device)
@@ -58,6 +60,7 @@ async def start(request: Request) -> Response:
 async def heartbeat(request: Request) -> Response:
     service = service_of(request)
     p = request.path_params
+    for_user(request, p["user_id"])
     result = await service.heartbeat(p["user_id"], p["stream_id"])
     return json(
         _lease_body(service, result.stream, result.degraded),
@@ -67,16 +70,19 @@ async def heartbeat(request: Request) -> Response:
 
 async def get_stream(request: Request) -> Response:
     p = request.path_params
+    for_user(request, p["user_id"])
     return json(stream_body(await service_of(request).get(p["user_id"], p["stream_id"])))
 
 
 async def stop(request: Request) -> Response:
     p = request.path_params
+    for_user(request, p["user_id"])
     result = await service_of(request).stop(p["user_id"], p["stream_id"])
     return Response(status_code=204, headers=DEGRADED if result.degraded else None)
 
 
 async def list_streams(request: Request) -> Response:
+    for_user(request, request.path_params["user_id"])
     user = await service_of(request).list(request.path_params["user_id"])
     return json(
         {
@@ -91,6 +97,7 @@ async def list_streams(request: Request) -> Response:
 
 
 async def stop_all(request: Request) -> Response:
+    for_user(request, request.path_params["user_id"])
     stopped = await service_of(request).stop_all(request.path_params["user_id"])
     return json({"stopped": stopped})
 
@@ -100,10 +107,12 @@ def _limit_body(info: LimitInfo) -> JSON:
 
 
 async def get_limit(request: Request) -> Response:
+    for_user(request, request.path_params["user_id"])
     return _limit_body(await service_of(request).get_limit(request.path_params["user_id"]))
 
 
 async def put_limit(request: Request) -> Response:
+    admin(request)
     body = await json_object(request, ("limit",))
     limit = body.get("limit")
     if type(limit) is not int:  # bool is an int subclass: reject it too
@@ -112,6 +121,7 @@ async def put_limit(request: Request) -> Response:
 
 
 async def clear_limit(request: Request) -> Response:
+    admin(request)
     return _limit_body(await service_of(request).set_limit(request.path_params["user_id"], None))
 
 

@@ -1,0 +1,93 @@
+"""auth=jwt: ``Authorization: Bearer <JWT>``, HS256 with a shared secret, or RS256/ES256 with a
+PEM public key or a JWKS file (keys chosen by ``kid``, so two can be valid during a rotation)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from streamlimit.auth.principal import Principal, credential
+from streamlimit.errors import ConfigurationError, Forbidden, Unauthenticated
+from streamlimit.settings import Settings
+
+ADMIN_SCOPE, USER_SCOPE = "streams:admin", "streams"
+
+
+def _public_key(pem: bytes) -> tuple[Any, list[str]]:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    key = load_pem_public_key(pem)
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, ["RS256"]
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key, ["ES256"]
+    raise ConfigurationError("STREAMLIMIT_JWT_PUBLIC_KEY_FILE must hold an RSA or EC public key")
+
+
+class JwtAuthenticator:
+    scheme = 'Bearer realm="streamlimit"'
+
+    def __init__(self, settings: Settings) -> None:
+        self._keys: dict[str | None, tuple[Any, list[str]]] = {}  # kid -> (key, algorithms)
+        try:
+            if settings.jwt_secret is not None:
+                self._keys[None] = (settings.jwt_secret.get_secret_value(), ["HS256"])
+            elif settings.jwt_public_key_file is not None:
+                self._keys[None] = _public_key(settings.jwt_public_key_file.read_bytes())
+            elif settings.jwks_file is not None:
+                for jwk in json.loads(settings.jwks_file.read_text())["keys"]:
+                    algorithm = RSAAlgorithm if jwk.get("kty") == "RSA" else ECAlgorithm
+                    alg = "RS256" if jwk.get("kty") == "RSA" else "ES256"
+                    self._keys[jwk.get("kid")] = (algorithm.from_jwk(jwk), [alg])
+        except (OSError, ValueError, KeyError, TypeError, jwt.InvalidKeyError) as exc:
+            raise ConfigurationError(f"cannot load the JWT verification key: {type(exc).__name__}") from None
+        if not self._keys:
+            raise ConfigurationError("no JWT verification key configured")
+        self._issuer, self._audience = settings.jwt_issuer, settings.jwt_audience
+        self._leeway = settings.jwt_leeway_s
+
+    def _key_for(self, token: str) -> tuple[Any, list[str]]:
+        if None in self._keys:
+            return self._keys[None]
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("malformed token") from None
+        if kid not in self._keys:
+            raise Unauthenticated("token signed with an unknown key (kid)")
+        return self._keys[kid]
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        token = credential(headers, "authorization", "Bearer")
+        key, algorithms = self._key_for(token)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("token not valid yet (nbf)") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
+        subject, scope = claims["sub"], claims.get("scope", "")
+        scopes = set(scope.split()) if isinstance(scope, str) else set()
+        if not isinstance(subject, str):
+            raise Unauthenticated("invalid token: sub must be a string")
+        plan = claims.get("plan") if isinstance(claims.get("plan"), str) else None
+        if ADMIN_SCOPE in scopes:
+            return Principal(subject, None, admin=True, any_user=True, plan=plan)
+        if USER_SCOPE in scopes:
+            return Principal(subject, subject, admin=False, any_user=False, plan=plan)
+        raise Forbidden(f"the token's scope has neither {USER_SCOPE} nor {ADMIN_SCOPE}")
