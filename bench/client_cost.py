@@ -22,6 +22,7 @@ from typing import Any
 import uvloop
 from redis.asyncio import Redis
 
+from bench import data
 from bench.procs import Processes, Valkey
 from streamlimit.store import scripts
 from streamlimit.store.keys import user_keys
@@ -55,13 +56,13 @@ async def _main(url: str, calls: int, concurrency: int) -> None:
     keys = [user_keys(f"cost-{i}") for i in range(concurrency)]
     start_sha = await ours.execute("SCRIPT", "LOAD", scripts.source("start"))
     for k in keys:
-        await ours.execute("EVALSHA", start_sha, 3, *k, "s", "", 86_400_000, 3)
+        await ours.execute("EVALSHA", start_sha, len(k), *k, *data.start_argv("s", 86_400_000, 3))
 
     async def pipelined(i: int) -> Any:
-        return await ours.execute("EVALSHA", sha, 3, *keys[i], "s", 90_000)
+        return await ours.execute("EVALSHA", sha, len(keys[i]), *keys[i], "s", 90_000)
 
     async def redis_py(i: int) -> Any:
-        return await theirs.evalsha(sha, 3, *keys[i], "s", 90_000)
+        return await theirs.evalsha(sha, len(keys[i]), *keys[i], "s", 90_000)
 
     print(f"heartbeat script, {concurrency} concurrent callers, {calls:,} calls each way")
     await _measure("streamlimit PipelinedClient (1 connection)", pipelined, calls, concurrency)

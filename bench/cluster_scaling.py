@@ -24,6 +24,7 @@ from tests.servers import RedisServer
 from tests.topologies import Cluster, cmd
 
 from bench.procs import cpu_seconds
+from streamlimit.models import Limits, Start
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
@@ -46,7 +47,7 @@ async def _seed_and_load(url: str, users: int, heartbeats: int, before: Callable
     store = await open_store(Settings(store_url=url))
     try:
         for i in range(users):
-            await store.start(f"scale-{i}", "s", None, 86_400_000, 3)
+            await store.start(f"scale-{i}", "s", None, 86_400_000, Limits(3), Start())
         before()  # counters start after the seeding
         await _load(store, users, heartbeats)
     finally:

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from streamlimit.store import scripts
-from streamlimit.store.keys import user_keys
+from streamlimit.store.keys import KINDS, user_keys
 
 DAY_MS = 86_400_000  # the longest lease the service accepts: nothing expires during the bench
 BATCH = 5_000
@@ -19,6 +19,11 @@ BATCH = 5_000
 
 def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=60)
+
+
+def start_argv(stream_id: str, ttl_ms: int, limit: int) -> tuple[str | int, ...]:
+    """The start script's ARGV (lua/start.lua): no device, no plans, no eviction, no budget."""
+    return (stream_id, "", ttl_ms, limit, "", "", "0", "", 0)
 
 
 def load_scripts(r: redis.Redis) -> dict[str, str]:
@@ -60,7 +65,9 @@ def seed(
     batch: list[tuple[Any, ...]] = []
     for user in users:
         keys = user_keys(user)
-        batch += [("EVALSHA", start_sha, 3, *keys, sid, "", ttl_ms, limit) for sid in streams]
+        batch += [
+            ("EVALSHA", start_sha, len(keys), *keys, *start_argv(sid, ttl_ms, limit)) for sid in streams
+        ]
         if len(batch) >= BATCH:
             admitted += sum(1 for reply in pipelined(r, batch) if reply[0] == 1)
             batch = []
@@ -113,15 +120,21 @@ def memory_per_stream(r: redis.Redis, leases: int, streams_per_user: int, uuid_i
     admitted = 0
     for lo in range(0, users, BATCH // streams_per_user):
         batch = [
-            ("EVALSHA", shas["start"], 3, *user_keys(bench_user(u, "m")), sid, "", DAY_MS, 3)
+            (
+                "EVALSHA",
+                shas["start"],
+                len(KINDS),
+                *user_keys(bench_user(u, "m")),
+                *start_argv(s, DAY_MS, 3),
+            )
             for u in range(lo, min(users, lo + BATCH // streams_per_user))
-            for sid in ids(u)
+            for s in ids(u)
         ]
         admitted += sum(1 for reply in pipelined(r, batch) if reply[0] == 1)
     load_s = time.monotonic() - started
     after = int(r.info("memory")["used_memory"])
     sample = bench_user(users // 2, "m")
-    leases_key, info_key, _ = user_keys(sample)
+    leases_key, info_key = user_keys(sample)[:2]
     result = Memory(
         leases=admitted,
         users=users,

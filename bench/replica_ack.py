@@ -20,6 +20,7 @@ from pathlib import Path
 import uvloop
 
 from bench.procs import Processes, Valkey
+from streamlimit.models import Limits, Start
 from streamlimit.settings import Settings
 from streamlimit.store.connect import open_store
 
@@ -32,7 +33,7 @@ async def _measure(url: str, ack: int, calls: int, concurrency: int) -> None:
     async def caller(c: int) -> None:
         for i in range(calls // concurrency):
             t0 = time.perf_counter()
-            await store.start(f"ack-{run}-{c}-{i}", "s", None, 60_000, 3)
+            await store.start(f"ack-{run}-{c}-{i}", "s", None, 60_000, Limits(3), Start())
             took.append(time.perf_counter() - t0)
 
     t0 = time.perf_counter()

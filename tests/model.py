@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from streamlimit.models import LimitInfo, StartResult, StartStatus, StopResult, Stream, UserStreams
+from streamlimit.models import LimitInfo, Limits, StartResult, StartStatus, StopResult, Stream, UserStreams
 
 
 @dataclass
@@ -24,10 +24,10 @@ class Model:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def limit_info(self, user: str, default_limit: int) -> LimitInfo:
+    def limit_info(self, user: str, limits: Limits) -> LimitInfo:
         if user in self.limits:
-            return LimitInfo(user, self.limits[user], False)
-        return LimitInfo(user, default_limit, True)
+            return LimitInfo(user, self.limits[user], "user")
+        return LimitInfo(user, limits.default, "default")
 
     def active(self, user: str, now: int) -> tuple[Stream, ...]:
         """The user's active leases, oldest first (earliest started_at, ties by stream_id)."""
@@ -47,18 +47,24 @@ class Model:
     def start(
         self, user: str, stream_id: str, device: str | None, ttl_ms: int, default_limit: int, now: int
     ) -> StartResult:
-        limit = self.limit_info(user, default_limit).limit
+        info = self.limit_info(user, Limits(default_limit))
+        limit, source = info.limit, info.source
         active = self.active(user, now)
         old = self.lease(user, stream_id, now)
+        # the epoch is left out (None): test_model checks that it grows, not its value
         if old is not None:  # a retry: renew, keep started_at and device, never count twice
             renewed = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
             self.leases[(user, stream_id)] = renewed
-            return StartResult(StartStatus.RENEWED, renewed, len(active), limit)
+            return StartResult(
+                StartStatus.RENEWED, renewed, len(active), limit, limit_source=source, epoch=None
+            )
         if len(active) >= limit:
-            return StartResult(StartStatus.REFUSED, None, len(active), limit, active)
+            return StartResult(
+                StartStatus.REFUSED, None, len(active), limit, active, limit_source=source, epoch=None
+            )
         new = Stream(user, stream_id, device, now, now + ttl_ms)
         self.leases[(user, stream_id)] = new
-        return StartResult(StartStatus.ADMITTED, new, len(active) + 1, limit)
+        return StartResult(StartStatus.ADMITTED, new, len(active) + 1, limit, limit_source=source)
 
     def heartbeat(self, user: str, stream_id: str, ttl_ms: int, now: int) -> Stream | None:
         old = self.lease(user, stream_id, now)
@@ -83,13 +89,13 @@ class Model:
             del self.leases[key]
         return n
 
-    def list(self, user: str, default_limit: int, now: int) -> UserStreams:
-        info = self.limit_info(user, default_limit)
-        return UserStreams(user, info.limit, info.is_default, self.active(user, now))
+    def list(self, user: str, limits: Limits, now: int) -> UserStreams:
+        info = self.limit_info(user, limits)
+        return UserStreams(user, info.limit, info.source, self.active(user, now))
 
-    def set_limit(self, user: str, limit: int | None, default_limit: int) -> LimitInfo:
+    def set_limit(self, user: str, limit: int | None, limits: Limits) -> LimitInfo:
         if limit is None:
             self.limits.pop(user, None)
         else:
             self.limits[user] = limit
-        return self.limit_info(user, default_limit)
+        return self.limit_info(user, limits)

@@ -16,12 +16,24 @@ from tests.servers import RedisServer, client_of_new_service
 
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 LEASE_FIELDS = {"user_id", "stream_id", "device", "started_at", "expires_at"}
-START_FIELDS = LEASE_FIELDS | {"active", "limit", "heartbeat_interval_s", "lease_ttl_s", "degraded"}
+START_FIELDS = LEASE_FIELDS | {
+    "active",
+    "limit",
+    "limit_source",
+    "plan",
+    "epoch",
+    "evicted",
+    "heartbeat_interval_s",
+    "lease_ttl_s",
+    "degraded",
+}
 V1_PATHS = {
     "/v1/users/{user_id}/streams",
     "/v1/users/{user_id}/streams/{stream_id}",
     "/v1/users/{user_id}/streams/{stream_id}/heartbeat",
     "/v1/users/{user_id}/limit",
+    "/v1/users/{user_id}/plan",
+    "/v1/users/{user_id}/events",
 }
 
 
@@ -216,6 +228,8 @@ def test_list_unknown_user_and_oldest_first(client: httpx.Client) -> None:
         "user_id": user,
         "active": 0,
         "limit": 3,
+        "limit_source": "default",
+        "plan": None,
         "remaining": 3,
         "quota_exhausted": False,
         "streams": [],
@@ -246,21 +260,47 @@ def test_stop_all(client: httpx.Client) -> None:
     assert start(client, user, "a").status_code == 201
 
 
+def default_limit(user: str) -> dict[str, Any]:
+    return {"user_id": user, "limit": 3, "default": True, "limit_source": "default", "plan": None}
+
+
+def override(user: str, n: int) -> dict[str, Any]:
+    return {"user_id": user, "limit": n, "default": False, "limit_source": "user", "plan": None}
+
+
 def test_limit_get_put_delete(client: httpx.Client) -> None:
     user = uid()
     url = f"/v1/users/{user}/limit"
-    assert client.get(url).json() == {"user_id": user, "limit": 3, "default": True}
+    assert client.get(url).json() == {
+        "user_id": user,
+        "limit": 3,
+        "default": True,
+        "limit_source": "default",
+        "plan": None,
+    }
     for n in (5, 1000, 0):
         r = client.put(url, json={"limit": n})
-        assert (r.status_code, r.json()) == (200, {"user_id": user, "limit": n, "default": False})
-        assert client.get(url).json() == {"user_id": user, "limit": n, "default": False}
+        assert (r.status_code, r.json()) == (
+            200,
+            override(user, n),
+        )
+        assert client.get(url).json() == {
+            "user_id": user,
+            "limit": n,
+            "default": False,
+            "limit_source": "user",
+            "plan": None,
+        }
     assert listing(client, user)["limit"] == 0
     body = problem(start(client, user, "s"), 409, "stream_limit_reached")
     assert (body["active"], body["limit"], body["streams"]) == (0, 0, [])
     for bad in (-1, 1001):
         problem(client.put(url, json={"limit": bad}), 422, "invalid_body")
     r = client.delete(url)
-    assert (r.status_code, r.json()) == (200, {"user_id": user, "limit": 3, "default": True})
+    assert (r.status_code, r.json()) == (
+        200,
+        default_limit(user),
+    )
     assert start(client, user, "s").status_code == 201
 
 

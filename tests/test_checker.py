@@ -24,7 +24,7 @@ import uvicorn
 
 from streamlimit.api import create_app
 from streamlimit.api.render import stream_body
-from streamlimit.models import StartResult, StartStatus, Stream
+from streamlimit.models import Evicted, Limits, Start, StartResult, StartStatus, Stream
 from streamlimit.settings import Settings
 from streamlimit.store.memory import FakeClock, MemoryStore
 from tests.servers import free_port
@@ -295,17 +295,17 @@ class ReadThenWriteStore(MemoryStore):
     """The original design's bug: start reads the count, yields, then writes without a check."""
 
     async def start(
-        self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, default_limit: int
+        self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start
     ) -> StartResult:
-        seen = await self.list(user_id, default_limit)
+        seen = await self.list(user_id, limits)
         if len(seen.streams) >= seen.limit or stream_id in {s.stream_id for s in seen.streams}:
-            return await super().start(user_id, stream_id, device, ttl_ms, default_limit)
+            return await super().start(user_id, stream_id, device, ttl_ms, limits, how)
         await asyncio.sleep(0)  # the round trip between the read and the write
         now = self._clock()
         stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
-        leases = self._users.setdefault(user_id, {})
-        leases[stream_id] = stream
-        return StartResult(StartStatus.ADMITTED, stream, len(leases), seen.limit)
+        user = self._user(user_id, now)
+        user.leases[stream_id] = stream
+        return StartResult(StartStatus.ADMITTED, stream, len(user.leases), seen.limit)
 
 
 async def storm_against_broken_store(seconds: float) -> History:
@@ -375,7 +375,9 @@ async def answer(store: MemoryStore, config: Config, op: Op) -> tuple[int, dict[
     ttl_ms, legacy_ms = int(config.lease_ttl_s * 1000), int(config.legacy_lease_ttl_s * 1000)
     if op.kind in ("start", "compat_start"):
         new_id = sid if op.kind == "start" else f"k{op.index}"
-        r = await store.start(user, new_id, None, ttl_ms if op.kind == "start" else legacy_ms, d)
+        r = await store.start(
+            user, new_id, None, ttl_ms if op.kind == "start" else legacy_ms, Limits(d), Start()
+        )
         if r.status is StartStatus.REFUSED:
             if op.kind == "compat_start":
                 return 403, {"activeStreams": r.active, "limit": r.limit}
@@ -389,7 +391,7 @@ async def answer(store: MemoryStore, config: Config, op: Op) -> tuple[int, dict[
         }
     if op.kind == "heartbeat":
         stream = await store.heartbeat(user, sid, ttl_ms)
-        return (404, {}) if stream is None else (200, stream_body(stream))
+        return (200, stream_body(stream)) if isinstance(stream, Stream) else (404, {})
     if op.kind in ("stop", "compat_stop"):
         if op.kind == "compat_stop" and op.arg == 0:  # the compat stop of one named stream
             op.stream_id = f"k{op.index - 1}"
@@ -402,9 +404,9 @@ async def answer(store: MemoryStore, config: Config, op: Op) -> tuple[int, dict[
     if op.kind == "stop_all":
         return 200, {"stopped": await store.stop_all(user)}
     if op.kind in ("set_limit", "clear_limit"):
-        info = await store.set_limit(user, op.arg if op.kind == "set_limit" else None, d)
+        info = await store.set_limit(user, op.arg if op.kind == "set_limit" else None, Limits(d))
         return 200, {"user_id": user, "limit": info.limit, "default": info.is_default}
-    listing = await store.list(user, d)
+    listing = await store.list(user, Limits(d))
     if op.kind == "compat_count":
         return 200, {"activeStreams": listing.active, "limit": listing.limit}
     streams = [stream_body(s) for s in listing.streams]
@@ -436,24 +438,25 @@ class Sloppy(MemoryStore):
 
 class OverAdmitting(Sloppy):
     async def start(
-        self, user_id: str, stream_id: str, device: str | None, ttl: int, default: int
+        self, user_id: str, stream_id: str, device: str | None, ttl: int, limits: Limits, how: Start
     ) -> StartResult:
-        extra = self.now_and_then() and user_id not in self._limits
-        return await super().start(user_id, stream_id, device, ttl, default + extra)
+        no_override = (await self.get_limit(user_id, limits)).source != "user"
+        extra = self.now_and_then() and no_override
+        return await super().start(user_id, stream_id, device, ttl, Limits(limits.default + extra), how)
 
 
 class Refusing(Sloppy):
     async def start(
-        self, user_id: str, stream_id: str, device: str | None, ttl: int, default: int
+        self, user_id: str, stream_id: str, device: str | None, ttl: int, limits: Limits, how: Start
     ) -> StartResult:
-        seen = await self.list(user_id, default)
+        seen = await self.list(user_id, limits)
         if self.now_and_then() and stream_id not in {s.stream_id for s in seen.streams}:
             return StartResult(StartStatus.REFUSED, None, seen.active, seen.limit, seen.streams)
-        return await super().start(user_id, stream_id, device, ttl, default)
+        return await super().start(user_id, stream_id, device, ttl, limits, how)
 
 
 class Forgetting(Sloppy):
-    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | None:
+    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | Evicted | None:
         return None if self.now_and_then() else await super().heartbeat(user_id, stream_id, ttl_ms)
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from streamlimit.errors import StoreUnavailable
-from streamlimit.models import StartStatus
+from streamlimit.models import Limits, Start, StartStatus
 from streamlimit.settings import Settings
 from streamlimit.store.connect import open_store
 from streamlimit.store.embedded import EmbeddedServer, ping_unix
@@ -43,13 +43,17 @@ def test_stores_on_one_path_share_one_server_until_the_last_leaves(tmp_path: Pat
     async def main() -> None:
         first, second = await open_store(settings), await open_store(settings)
         try:
-            assert (await first.start("u", "a", None, 60_000, 1)).status is StartStatus.ADMITTED
-            assert (await second.start("u", "b", None, 60_000, 1)).status is StartStatus.REFUSED
+            assert (
+                await first.start("u", "a", None, 60_000, Limits(1), Start())
+            ).status is StartStatus.ADMITTED
+            assert (
+                await second.start("u", "b", None, 60_000, Limits(1), Start())
+            ).status is StartStatus.REFUSED
         finally:
             await first.close()  # the process that started the server leaves first
         try:
             assert await ping_unix(sock)
-            assert (await second.list("u", 1)).active == 1
+            assert (await second.list("u", Limits(1))).active == 1
         finally:
             await second.close()
         assert not await ping_unix(sock)  # the last user shut it down
@@ -91,14 +95,14 @@ def test_leases_survive_a_clean_restart_from_the_aof(tmp_path: Path) -> None:
 
     async def admit() -> None:
         store = await open_store(settings)
-        await store.start("u", "a", "tv", 60_000, 3)
-        await store.set_limit("u", 7, 3)
+        await store.start("u", "a", "tv", 60_000, Limits(3), Start())
+        await store.set_limit("u", 7, Limits(3))
         await store.close()
 
     async def reopen() -> tuple[list[str], int]:
         store = await open_store(settings)
         try:
-            listed = await store.list("u", 3)
+            listed = await store.list("u", Limits(3))
             return [s.stream_id for s in listed.streams], listed.limit
         finally:
             await store.close()
@@ -115,13 +119,13 @@ def test_the_supervisor_restarts_a_killed_server(tmp_path: Path) -> None:
         server.supervise(interval_s=0.1)
         store = RedisStore(PipelinedClient.from_url(server.url, 0.5), server.aclose)
         try:
-            await store.start("u", "a", None, 60_000, 3)
+            await store.start("u", "a", None, 60_000, Limits(3), Start())
             await asyncio.sleep(1.1)  # the AOF is fsynced every second
             os.kill(await asyncio.to_thread(_server_pid, tmp_path), signal.SIGKILL)
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
                 try:
-                    listed = await store.list("u", 3)
+                    listed = await store.list("u", Limits(3))
                     break
                 except Exception:  # StoreUnavailable while it restarts
                     await asyncio.sleep(0.05)

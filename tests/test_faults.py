@@ -35,6 +35,9 @@ MARGIN_S = 0.7  # HTTP and scheduling under load, on top of the store timeout (a
 RECOVERY_S = 5.0
 EXPECTED = {"start": {201}, "heartbeat": {200, 404}, "stop": {204}, "list": {200}}
 DEGRADED = {"start": {200}, "heartbeat": {200}, "stop": {204}}
+# for services whose players start a new stream every few ms: the per-user start budget
+# (STREAMLIMIT_START_RATE_PER_MIN, 30 by default) would answer them 429; it has its own tests
+NO_BUDGET: dict[str, Any] = {"start_rate_per_min": 0}
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,7 @@ def test_store_killed_mid_load_deny_503s_allow_degrades_and_the_same_processes_r
     """Players (start, heartbeat x2, stop) on a deny and an allow process; SIGKILL the store
     under them, relaunch it 1.5 s later on the same port (empty: no persistence here)."""
     svcs = {
-        policy: service_factory(store.url, on_store_error=policy, store_timeout_ms=TIMEOUT_MS)
+        policy: service_factory(store.url, on_store_error=policy, store_timeout_ms=TIMEOUT_MS, **NO_BUDGET)
         for policy in ("deny", "allow")
     }
     pids = {who: pid_of(svc) for who, svc in svcs.items()}
@@ -386,7 +389,10 @@ def test_a_service_killed_mid_load_leaves_the_others_serving_and_its_leases_expi
 ) -> None:
     """Two processes on one store, each with households at their limit (heartbeating) and
     players; SIGKILL one process. Its households vanish with it (their heartbeats fail)."""
-    a, b = (service_factory(redis_url, lease_ttl_s=TTL_S, heartbeat_interval_s=BEAT_S) for _ in range(2))
+    a, b = (
+        service_factory(redis_url, lease_ttl_s=TTL_S, heartbeat_interval_s=BEAT_S, **NO_BUDGET)
+        for _ in range(2)
+    )
     b_pid = pid_of(b)
     k = asyncio.run(kill_one_service_mid_load(a, b))
 
@@ -597,7 +603,7 @@ def test_store_out_of_memory_is_unavailable_or_degraded_never_a_500_or_a_wrong_a
     store.start()
     try:
         svcs = {
-            p: service_factory(store.url, on_store_error=p, lease_ttl_s=600, default_limit=1000)
+            p: service_factory(store.url, on_store_error=p, lease_ttl_s=600, default_limit=1000, **NO_BUDGET)
             for p in ("deny", "allow")
         }
         fill_memory(store)

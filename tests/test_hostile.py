@@ -30,13 +30,30 @@ import httpx
 import pytest
 import redis
 
+from streamlimit.api.render import rfc3339
+from streamlimit.ids import is_valid_id
+from streamlimit.settings import Settings
+from streamlimit.store.keys import KINDS, PREFIX, user_keys
 from tests.servers import RedisServer, Service
 
 TIMEOUT_S = 1.0  # the service's REQUEST_TIMEOUT_S: short, so no test sleeps long
 CUT_MARGIN_S = 1.5  # how late past TIMEOUT_S a cut may come on a loaded 2-core machine
 JSON_TYPE = {"content-type": "application/json"}
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-KEY = re.compile(r"streamlimit:\{u:(?P<user>[A-Za-z0-9._:@+\-]{1,128})\}:(?P<kind>leases|info|limit)")
+# a key of the layout (store/keys.py): the user part is checked with is_valid_id
+KEY = re.compile(rf"{PREFIX}:\{{u:(?P<user>[^{{}}]*)\}}:(?P<kind>{'|'.join(KINDS)})")
+# what each kind of key is (store/lua/_prelude.lua)
+TYPES = {
+    "leases": "zset",
+    "info": "hash",
+    "limit": "hash",
+    "evicted": "hash",
+    "events": "list",
+    "rate": "string",
+}
+# the module's service runs with the default start budget: every admission sets the user's
+# "rate" key, which lives at least one budget period after the admission, then expires
+START_PERIOD_S = 60 / Settings.model_fields["start_rate_per_min"].default
 
 # ids outside the rule: each must be refused wherever it is sent, and never become a key
 BAD_IDS = {
@@ -98,6 +115,51 @@ def store(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 def keys(store: redis.Redis) -> set[str]:
     return set(store.scan_iter(count=1000))
+
+
+def key(user: str, kind: str) -> str:
+    return dict(zip(KINDS, user_keys(user), strict=True))[kind]
+
+
+def of_layout(k: str) -> re.Match[str] | None:
+    """The match of a key of the layout whose user part is a valid id, else None."""
+    m = KEY.fullmatch(k)
+    return m if m is not None and is_valid_id(m["user"]) else None
+
+
+def rate_keys_check(found: set[str], admitted: dict[str, float], scanned: float) -> set[str]:
+    """The start-budget keys in ``found``, checked: only users in ``admitted`` (user -> monotonic
+    time just before their last admission was sent) have one, and each whose last admission
+    is less than a budget period before ``scanned`` (when the scan began) certainly has."""
+    rate = {k for k in found if k.endswith(":rate")}
+    assert rate <= {key(u, "rate") for u in admitted}, "a start-budget key of a user never admitted"
+    must = {key(u, "rate") for u, t in admitted.items() if scanned - t < START_PERIOD_S - 0.05}
+    assert must <= rate, f"start-budget keys gone within {START_PERIOD_S} s: {must - rate}"
+    return rate
+
+
+def info_value(store: redis.Redis, user: str, stream_id: str) -> tuple[str, str | None]:
+    """The info hash's "<started_ms>" or "<started_ms>|<device>" of a stream, split."""
+    value = store.hget(key(user, "info"), stream_id)
+    assert isinstance(value, str), (user, stream_id, value)
+    started, sep, device = value.partition("|")
+    assert started.isdigit(), value
+    return started, device if sep else None
+
+
+def epoch_of(store: redis.Redis, user: str) -> int:
+    value = store.hget(key(user, "info"), "#epoch")
+    assert isinstance(value, str) and value.isdigit(), (user, value)
+    return int(value)
+
+
+def actions(store: redis.Redis, user: str) -> list[tuple[str, list[str]]]:
+    """The user's audit trail as stored, newest first: (action, sorted stream ids)."""
+    # Lua's cjson encodes an empty list as {}
+    return [
+        (e["action"], sorted(e["streams"] or []))
+        for e in map(json.loads, store.lrange(key(user, "events"), 0, -1))
+    ]
 
 
 @contextmanager
@@ -221,7 +283,7 @@ NEIGHBOURS: dict[str, list[str]] = {
 
 def neighbour_keys(store: redis.Redis) -> set[str]:
     """The keys of NEIGHBOURS' users, read back from the key names themselves."""
-    found = {k: KEY.fullmatch(k) for k in keys(store)}
+    found = {k: of_layout(k) for k in keys(store)}
     return {k for k, m in found.items() if m is not None and m["user"] in NEIGHBOURS}
 
 
@@ -229,14 +291,25 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
     assert neighbour_keys(store) == set()
     limits = {user: 10 + i for i, user in enumerate(NEIGHBOURS)}
     cleared: set[str] = set()
+    admitted: dict[str, float] = {}  # user -> just before their last admission was sent
+    epochs: dict[str, int] = {}  # user -> the epoch of their last v1 admission
+    trails: dict[str, list[tuple[str, list[str]]]] = {user: [("limit_set", [])] for user in NEIGHBOURS}
     for user, streams in NEIGHBOURS.items():
         assert client.put(f"/v1/users/{user}/limit", json={"limit": limits[user]}).status_code == 200
         for sid in streams:
+            admitted[user] = time.monotonic()
             r = client.post(f"/v1/users/{user}/streams", json={"stream_id": sid, "device": f"{user}|{sid}"})
             assert r.status_code == 201, r.text
+            assert r.json()["epoch"] > epochs.get(user, 0), r.json()
+            epochs[user] = r.json()["epoch"]
+    admitted["a:b"] = time.monotonic()
     compat = client.post("/user/stream", content=urlencode({"userId": "a:b"}).encode(), headers=FORM)
     assert compat.status_code == 200, compat.text
-    active = {**NEIGHBOURS, "a:b": [*NEIGHBOURS["a:b"], compat.json()["streamId"]]}
+    compat_stream = ("a:b", compat.json()["streamId"])
+    active = {**NEIGHBOURS, "a:b": [*NEIGHBOURS["a:b"], compat_stream[1]]}
+
+    def device_of(user: str, sid: str) -> str | None:
+        return None if (user, sid) == compat_stream else f"{user}|{sid}"
 
     def each_user_sees_only_its_own(expected: dict[str, list[str]]) -> None:
         for user, streams in expected.items():
@@ -244,37 +317,65 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
             assert sorted(s["stream_id"] for s in listing["streams"]) == sorted(streams), user
             for stream in listing["streams"]:  # the device text "<user>|<stream>" came back whole
                 assert stream["user_id"] == user
-                assert stream["device"] in (f"{user}|{stream['stream_id']}", None)  # None: compat
-            assert listing["limit"] == limits[user]
+                assert stream["device"] == device_of(user, stream["stream_id"])
+            source = "default" if user in cleared else "user"
+            assert (listing["limit"], listing["limit_source"], listing["plan"]) == (
+                limits[user],
+                source,
+                None,
+            )
             assert client.get(f"/v1/users/{user}/limit").json() == {
                 "user_id": user,
                 "limit": limits[user],
                 "default": user in cleared,
+                "limit_source": source,
+                "plan": None,
             }
             count = client.get("/user/stream", params={"userId": user}).json()
             assert (count["activeStreams"], count["limit"]) == (len(streams), limits[user])
+            trail = client.get(f"/v1/users/{user}/events").json()
+            assert trail["user_id"] == user
+            assert [(e["action"], sorted(e["streams"])) for e in trail["events"]] == trails[user], user
+
+    def the_store_holds_exactly(expected: dict[str, list[str]]) -> None:
+        """Each user's keys, named by the whole id inside the hash tag, and nobody else's: leases
+        and info while it has streams, its limit while one is set, its audit trail (every user
+        had a limit set) and its start budget (for a while after an admission)."""
+        scanned = time.monotonic()
+        found = neighbour_keys(store)
+        rate = rate_keys_check(found, admitted, scanned)
+        assert rate <= {key(u, "rate") for u, streams in NEIGHBOURS.items() if streams}
+        fixed = {key(u, k) for u, streams in expected.items() if streams for k in ("leases", "info")}
+        fixed |= {key(u, "limit") for u in expected if u not in cleared}
+        fixed |= {key(u, "events") for u in expected}
+        assert found - rate == fixed
+        for user, streams in expected.items():
+            assert sorted(store.zrange(key(user, "leases"), 0, -1)) == sorted(streams), user
+            # the info hash: one field per lease, and the epoch while there are leases
+            assert sorted(store.hkeys(key(user, "info"))) == sorted([*streams, "#epoch"] if streams else [])
+            for sid in streams:
+                assert info_value(store, user, sid)[1] == device_of(user, sid)
+            if streams and user != compat_stream[0]:
+                assert epoch_of(store, user) == epochs[user], user
+            elif streams:  # the compat start came after the last v1 start
+                assert epoch_of(store, user) > epochs[user], user
+            limit = {} if user in cleared else {"limit": str(limits[user])}
+            assert store.hgetall(key(user, "limit")) == limit, user
+            assert actions(store, user) == trails[user], user
 
     each_user_sees_only_its_own(active)
-    # the store holds exactly three keys per user, named by the whole id inside the hash tag
-    assert neighbour_keys(store) == {
-        f"streamlimit:{{u:{u}}}:{k}" for u in NEIGHBOURS for k in ("leases", "info", "limit")
-    }
-    for user, streams in active.items():
-        tag = f"streamlimit:{{u:{user}}}"
-        assert sorted(store.zrange(f"{tag}:leases", 0, -1)) == sorted(streams)
-        assert sorted(store.hkeys(f"{tag}:info")) == sorted(streams)
-        assert store.get(f"{tag}:limit") == str(limits[user])
+    the_store_holds_exactly(active)
 
     # changing one user changes no neighbour: stop all of "a", clear the limit of "a:b"
     assert client.delete("/v1/users/a/streams").json() == {"stopped": len(NEIGHBOURS["a"])}
     assert client.delete("/v1/users/a:b/limit").json()["default"] is True
-    assert client.delete("/v1/users/u:a/streams/a").status_code == 204
+    assert client.delete("/v1/users/u:a/streams/a").status_code == 204  # the user's own: no event
     limits["a:b"], cleared = 3, {"a:b"}
+    trails["a"].insert(0, ("stopped_all", sorted(NEIGHBOURS["a"])))
+    trails["a:b"].insert(0, ("limit_cleared", []))
     after = {**active, "a": [], "u:a": ["u"]}
     each_user_sees_only_its_own(after)
-    expected_keys = {f"streamlimit:{{u:{u}}}:{k}" for u in NEIGHBOURS if u != "a" for k in ("leases", "info")}
-    expected_keys |= {f"streamlimit:{{u:{u}}}:limit" for u in NEIGHBOURS if u != "a:b"}
-    assert neighbour_keys(store) == expected_keys
+    the_store_holds_exactly(after)
 
 
 def test_an_encoded_id_is_the_same_user_decoded_once(client: httpx.Client, store: redis.Redis) -> None:
@@ -289,14 +390,23 @@ def test_an_encoded_id_is_the_same_user_decoded_once(client: httpx.Client, store
 @pytest.mark.parametrize("device", ["a|b", "|123", "a\x00b", "\U0001f600" * 32, "", "{u:x}:leases"])
 def test_device_text_is_a_value_never_a_key(client: httpx.Client, store: redis.Redis, device: str) -> None:
     user = uid()
+    sent = time.monotonic()
     r = client.post(f"/v1/users/{user}/streams", json={"stream_id": "s", "device": device})
     assert r.status_code == 201, r.text
     assert r.json()["device"] == device
     assert client.get(f"/v1/users/{user}/streams/s").json()["device"] == device
-    assert {k for k in keys(store) if user in k} == {
-        f"streamlimit:{{u:{user}}}:leases",
-        f"streamlimit:{{u:{user}}}:info",
-    }
+    scanned = time.monotonic()
+    found = keys(store)
+    mine = {k for k in found if user in k}
+    rate = rate_keys_check(mine, {user: sent}, scanned)
+    assert mine - rate == {key(user, "leases"), key(user, "info")}
+    if device:  # ... and no key names it, e.g. "{u:x}:leases" as another user's key
+        assert {k for k in found if device in k} == set()
+    # the info hash holds "<started_ms>|<device>", the device text whole, and the epoch
+    assert set(store.hkeys(key(user, "info"))) == {"s", "#epoch"}
+    started, stored_device = info_value(store, user, "s")
+    assert (rfc3339(int(started)), stored_device) == (r.json()["started_at"], device)
+    assert epoch_of(store, user) == r.json()["epoch"]
 
 
 # ---------------------------------------------------------------- repeated and misplaced parameters
@@ -319,7 +429,10 @@ def test_query_parameters_never_choose_the_user_or_stream(client: httpx.Client, 
     r = client.request("DELETE", f"/user/stream?userId={victim}&streamId=x", json={"userId": user})
     assert r.status_code == 200, r.text
     assert client.get(f"/v1/users/{victim}/streams").json()["active"] == 0
-    assert {k for k in keys(store) if victim in k} == {f"streamlimit:{{u:{victim}}}:limit"}
+    # the victim has the limit and the audit trail of its PUT: no lease, and no start-budget key
+    assert {k for k in keys(store) if victim in k} == {key(victim, "limit"), key(victim, "events")}
+    assert store.hgetall(key(victim, "limit")) == {"limit": "5"}
+    assert actions(store, victim) == [("limit_set", [])]
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
@@ -712,7 +825,11 @@ def test_no_invalid_input_ever_became_a_key(
 ) -> None:
     found = keys(store)
     assert found, "the tests above created users"
-    assert {k for k in found if not KEY.fullmatch(k)} == set()
+    assert {k for k in found if not of_layout(k)} == set()
+    for k in found:  # each of the kind its name says ("none": it expired since the scan)
+        m = of_layout(k)
+        assert m is not None
+        assert store.type(k) in (TYPES[m["kind"]], "none"), k
     assert client.get("/healthz").status_code == 200
     log = service.log_path.read_text()
     assert "Traceback" not in log

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
 import pytest
@@ -37,7 +38,7 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
-from streamlimit.models import StartResult, StopResult, Stream, UserStreams
+from streamlimit.models import Limits, Start, StartResult, StartStatus, StopResult, Stream, UserStreams
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
@@ -84,6 +85,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.model = Model()
         self.default_limit = 3
         self.history: list[str] = []  # this example's calls and replies, for failure reports
+        self.epochs: dict[str, int] = {}  # the last admission's epoch per user
         # one event loop for the machine's lifetime, driven call by call (asyncio.Runner.run would
         # also install a SIGINT handler on every call, which costs more than a memory-store call)
         self.loop = asyncio.new_event_loop()
@@ -151,6 +153,16 @@ class StoreMachine(RuleBasedStateMachine):
         calls = "\n  ".join(self.history[-100:])
         raise AssertionError(f"{message}\nthis example's calls so far, oldest first:\n  {calls}")
 
+    async def started(self, user: str, call: Coroutine[Any, Any, StartResult]) -> StartResult:
+        """The store's reply without its epoch, once checked: admissions only ever raise it."""
+        result = await call
+        assert result.epoch is not None
+        last = self.epochs.get(user, 0)
+        if result.status is StartStatus.ADMITTED:
+            assert result.epoch > last, f"epoch {result.epoch} after {last}"
+            self.epochs[user] = result.epoch
+        return replace(result, epoch=None)
+
     # -- configuration ---------------------------------------------------------------------------
 
     @initialize(default_limit=default_limits)
@@ -165,7 +177,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.check(
             f"start({user!r}, {stream!r}, {device!r}, ttl={ttl}, default_limit={dl})",
             user,
-            lambda: self.store.start(user, stream, device, ttl, dl),
+            lambda: self.started(user, self.store.start(user, stream, device, ttl, Limits(dl), Start())),
             lambda m, now: m.start(user, stream, device, ttl, dl, now),
             ttl,
         )
@@ -233,8 +245,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.check(
             f"set_limit({user!r}, {limit!r}, default_limit={dl})",
             user,
-            lambda: self.store.set_limit(user, limit, dl),
-            lambda m, now: m.set_limit(user, limit, dl),
+            lambda: self.store.set_limit(user, limit, Limits(dl)),
+            lambda m, now: m.set_limit(user, limit, Limits(dl)),
         )
 
     @rule(user=users)
@@ -243,8 +255,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.check(
             f"get_limit({user!r}, default_limit={dl})",
             user,
-            lambda: self.store.get_limit(user, dl),
-            lambda m, now: m.limit_info(user, dl),
+            lambda: self.store.get_limit(user, Limits(dl)),
+            lambda m, now: m.limit_info(user, Limits(dl)),
         )
 
     @rule(user=users)
@@ -253,8 +265,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.check(
             f"list({user!r}, default_limit={dl})",
             user,
-            lambda: self.store.list(user, dl),
-            lambda m, now: m.list(user, dl, now),
+            lambda: self.store.list(user, Limits(dl)),
+            lambda m, now: m.list(user, Limits(dl), now),
         )
 
     @invariant()
@@ -340,13 +352,13 @@ class RedisMachine(StoreMachine):
         """Both lease keys expire exactly with their latest lease; the limit override never does."""
 
         async def snapshot(user: str) -> list[Any]:
-            leases, info, limit = user_keys(user)
+            leases, info, limit = user_keys(user)[:3]
             async with self.raw.pipeline(transaction=True) as p:
                 p.zrange(leases, 0, -1, withscores=True)
                 p.hkeys(info)
                 p.pexpiretime(leases)
                 p.pexpiretime(info)
-                p.get(limit)
+                p.hget(limit, "limit")
                 p.pttl(limit)
                 return list(await p.execute())
 
@@ -357,7 +369,7 @@ class RedisMachine(StoreMachine):
             found = {
                 "expiry of the leases key": leases_at,
                 "expiry of the info key": info_at,
-                "info fields": sorted(fields),
+                "info fields": sorted(f for f in fields if f != "#epoch"),
                 "limit key, its ttl": (limit, limit_ttl),
             }
             wanted = {

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from streamlimit.errors import StoreUnavailable
+from streamlimit.models import Limits
 from streamlimit.settings import Settings
 from streamlimit.store.connect import store_client
 from streamlimit.store.redis import RedisStore
@@ -244,7 +245,7 @@ async def paused_store_calls(server: RedisServer) -> list[float]:
     async def one(n: int) -> None:
         t0 = time.monotonic()
         with pytest.raises(StoreUnavailable):
-            await store.list(f"bound-{n}", 3)
+            await store.list(f"bound-{n}", Limits(3))
         took.append(time.monotonic() - t0)
 
     # a full collection of the large pytest process can stall its event loop for ~0.2 s and
@@ -252,7 +253,7 @@ async def paused_store_calls(server: RedisServer) -> list[float]:
     gc.collect()
     gc.disable()
     try:
-        await store.list("bound", 3)  # connected, scripts loaded
+        await store.list("bound", Limits(3))  # connected, scripts loaded
         server.pause()
         for _ in range(4):
             await asyncio.gather(*(one(n) for n in range(100)))

@@ -12,6 +12,7 @@ import pytest
 import trustme
 
 from streamlimit.errors import ConfigurationError, StoreUnavailable
+from streamlimit.models import Limits, Start
 from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
 from streamlimit.store.resp import ReplyError
@@ -130,9 +131,9 @@ def test_a_store_that_forgot_its_scripts_reloads_them(redis_url: str) -> None:
         store = RedisStore(PipelinedClient.from_url(redis_url, 2.0))
         try:
             await store.load_scripts()
-            await store.start("u", "a", None, 60_000, 3)
+            await store.start("u", "a", None, 60_000, Limits(3), Start())
             await store._client.execute("SCRIPT", "FLUSH")  # as after a restart or failover
-            assert [s.stream_id for s in (await store.list("u", 3)).streams] == ["a"]
+            assert [s.stream_id for s in (await store.list("u", Limits(3))).streams] == ["a"]
             assert await store._client.execute("SCRIPT", "EXISTS", store._shas["list"]) == [1]
         finally:
             await store.close()
@@ -200,13 +201,13 @@ def test_the_documented_least_privilege_acl_is_enough(private_store: RedisServer
         store = RedisStore(PipelinedClient.from_url(url, 2.0))
         try:
             await store.ping()
-            await store.set_limit("acl", 2, 3)
-            await store.start("acl", "a", "tv", 60_000, 3)
+            await store.set_limit("acl", 2, Limits(3))
+            await store.start("acl", "a", "tv", 60_000, Limits(3), Start())
             assert await store.heartbeat("acl", "a", 60_000) is not None
-            assert (await store.list("acl", 3)).limit == 2
+            assert (await store.list("acl", Limits(3))).limit == 2
             assert (await store.stop("acl", "a")).removed is not None
             assert await store.stop_all("acl") == 0
-            await store.set_limit("acl", None, 3)
+            await store.set_limit("acl", None, Limits(3))
             with pytest.raises(ReplyError, match="NOPERM"):
                 await store._client.execute("GET", "someone-elses-key")
         finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamlimit.models import StartStatus
+from streamlimit.models import Limits, Start, StartStatus, Stream
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
@@ -78,10 +78,10 @@ def contract(body: Body) -> Callable[[Backend], None]:
 @contract
 async def test_admits_up_to_the_limit_then_refuses_with_the_active_streams(s: Store, b: Backend) -> None:
     for i, sid in enumerate(["a", "b", "c"], start=1):
-        r = await s.start("u", sid, None, b.ttl_ms, 3)
+        r = await s.start("u", sid, None, b.ttl_ms, Limits(3), Start())
         assert (r.status, r.active, r.limit) == (StartStatus.ADMITTED, i, 3)
         await b.advance(1) if b.clock else None
-    refused = await s.start("u", "d", None, b.ttl_ms, 3)
+    refused = await s.start("u", "d", None, b.ttl_ms, Limits(3), Start())
     assert (refused.status, refused.active, refused.limit, refused.stream) == (
         StartStatus.REFUSED,
         3,
@@ -93,9 +93,9 @@ async def test_admits_up_to_the_limit_then_refuses_with_the_active_streams(s: St
 
 @contract
 async def test_starting_an_active_stream_renews_it_and_never_counts_it_twice(s: Store, b: Backend) -> None:
-    first = await s.start("u", "a", "tv", b.ttl_ms, 1)
+    first = await s.start("u", "a", "tv", b.ttl_ms, Limits(1), Start())
     await b.advance(b.ttl_ms // 2)
-    again = await s.start("u", "a", "phone", b.ttl_ms, 1)
+    again = await s.start("u", "a", "phone", b.ttl_ms, Limits(1), Start())
     assert again.status is StartStatus.RENEWED
     assert again.active == 1
     assert first.stream is not None
@@ -107,41 +107,41 @@ async def test_starting_an_active_stream_renews_it_and_never_counts_it_twice(s: 
 
 @contract
 async def test_heartbeat_extends_an_active_lease_and_misses_anything_else(s: Store, b: Backend) -> None:
-    started = await s.start("u", "a", None, b.ttl_ms, 3)
+    started = await s.start("u", "a", None, b.ttl_ms, Limits(3), Start())
     assert started.stream is not None
     await b.advance(b.ttl_ms // 2)
     beat = await s.heartbeat("u", "a", b.ttl_ms)
-    assert beat is not None
+    assert isinstance(beat, Stream)
     assert beat.expires_at_ms > started.stream.expires_at_ms
     await b.advance(b.ttl_ms * 3 // 4)  # past the first expiry, within the renewed one
-    assert (await s.list("u", 3)).active == 1
+    assert (await s.list("u", Limits(3))).active == 1
     assert await s.heartbeat("u", "unknown", b.ttl_ms) is None
     assert await s.heartbeat("nobody", "a", b.ttl_ms) is None
 
 
 @contract
 async def test_an_expired_lease_frees_its_slot(s: Store, b: Backend) -> None:
-    await s.start("u", "a", None, b.ttl_ms, 1)
-    assert (await s.start("u", "b", None, b.ttl_ms, 1)).status is StartStatus.REFUSED
+    await s.start("u", "a", None, b.ttl_ms, Limits(1), Start())
+    assert (await s.start("u", "b", None, b.ttl_ms, Limits(1), Start())).status is StartStatus.REFUSED
     await b.advance(b.ttl_ms)
     assert await s.heartbeat("u", "a", b.ttl_ms) is None
-    assert (await s.list("u", 1)).active == 0
-    assert (await s.start("u", "b", None, b.ttl_ms, 1)).status is StartStatus.ADMITTED
+    assert (await s.list("u", Limits(1))).active == 0
+    assert (await s.start("u", "b", None, b.ttl_ms, Limits(1), Start())).status is StartStatus.ADMITTED
 
 
 @contract
 async def test_a_heartbeat_never_shortens_a_longer_lease(s: Store, b: Backend) -> None:
-    started = await s.start("u", "legacy", None, b.ttl_ms * 10, 3)
+    started = await s.start("u", "legacy", None, b.ttl_ms * 10, Limits(3), Start())
     beat = await s.heartbeat("u", "legacy", b.ttl_ms)
     assert started.stream is not None
-    assert beat is not None
+    assert isinstance(beat, Stream)
     assert beat.expires_at_ms >= started.stream.expires_at_ms
 
 
 @contract
 async def test_stop_removes_one_stream_or_the_oldest(s: Store, b: Backend) -> None:
     for sid in ["x", "y", "z"]:
-        await s.start("u", sid, None, b.ttl_ms, 3)
+        await s.start("u", sid, None, b.ttl_ms, Limits(3), Start())
         await b.advance(2) if b.clock else await asyncio.sleep(0.003)
     stopped = await s.stop("u", "y")
     assert stopped.removed is not None
@@ -159,86 +159,93 @@ async def test_stop_removes_one_stream_or_the_oldest(s: Store, b: Backend) -> No
 
 @contract
 async def test_list_reports_streams_oldest_first_with_their_devices(s: Store, b: Backend) -> None:
-    empty = await s.list("nobody", 3)
+    empty = await s.list("nobody", Limits(3))
     assert (empty.active, empty.limit, empty.remaining, empty.streams) == (0, 3, 3, ())
     devices: list[str | None] = ["tv", None, "", "a|b c"]
     for i, device in enumerate(devices):
-        await s.start("u", f"s{i}", device, b.ttl_ms, 5)
+        await s.start("u", f"s{i}", device, b.ttl_ms, Limits(5), Start())
         await b.advance(2) if b.clock else await asyncio.sleep(0.003)
-    listed = await s.list("u", 5)
+    listed = await s.list("u", Limits(5))
     assert [x.stream_id for x in listed.streams] == ["s0", "s1", "s2", "s3"]
     assert [x.device for x in listed.streams] == devices
-    assert (listed.active, listed.remaining, listed.is_default_limit) == (4, 1, True)
+    assert (listed.active, listed.remaining, listed.limit_source) == (4, 1, "default")
 
 
 @contract
 async def test_stop_all_removes_every_lease(s: Store, b: Backend) -> None:
     for sid in ["a", "b"]:
-        await s.start("u", sid, None, b.ttl_ms, 3)
-    await s.start("other", "a", None, b.ttl_ms, 3)
+        await s.start("u", sid, None, b.ttl_ms, Limits(3), Start())
+    await s.start("other", "a", None, b.ttl_ms, Limits(3), Start())
     assert await s.stop_all("u") == 2
     assert await s.stop_all("u") == 0
-    assert (await s.list("u", 3)).active == 0
-    assert (await s.list("other", 3)).active == 1
+    assert (await s.list("u", Limits(3))).active == 0
+    assert (await s.list("other", Limits(3))).active == 1
 
 
 @contract
 async def test_limit_overrides_persist_until_cleared(s: Store, b: Backend) -> None:
-    info = await s.get_limit("u", 3)
+    info = await s.get_limit("u", Limits(3))
     assert (info.limit, info.is_default) == (3, True)
-    assert (await s.set_limit("u", 1, 3)).limit == 1
-    assert (await s.start("u", "a", None, b.ttl_ms, 3)).status is StartStatus.ADMITTED
-    refused = await s.start("u", "b", None, b.ttl_ms, 3)
+    assert (await s.set_limit("u", 1, Limits(3))).limit == 1
+    assert (await s.start("u", "a", None, b.ttl_ms, Limits(3), Start())).status is StartStatus.ADMITTED
+    refused = await s.start("u", "b", None, b.ttl_ms, Limits(3), Start())
     assert (refused.status, refused.limit) == (StartStatus.REFUSED, 1)
     await b.advance(b.ttl_ms)  # the override outlives every lease
-    info = await s.get_limit("u", 3)
+    info = await s.get_limit("u", Limits(3))
     assert (info.limit, info.is_default) == (1, False)
-    cleared = await s.set_limit("u", None, 3)
+    cleared = await s.set_limit("u", None, Limits(3))
     assert (cleared.limit, cleared.is_default) == (3, True)
 
 
 @contract
 async def test_lowering_the_limit_stops_nothing_but_refuses_new_streams(s: Store, b: Backend) -> None:
     for sid in ["a", "b", "c"]:
-        await s.start("u", sid, None, b.ttl_ms, 3)
-    await s.set_limit("u", 1, 3)
-    listed = await s.list("u", 3)
+        await s.start("u", sid, None, b.ttl_ms, Limits(3), Start())
+    await s.set_limit("u", 1, Limits(3))
+    listed = await s.list("u", Limits(3))
     assert (listed.active, listed.limit, listed.remaining) == (3, 1, 0)
-    assert (await s.start("u", "d", None, b.ttl_ms, 3)).status is StartStatus.REFUSED
-    assert (await s.start("u", "a", None, b.ttl_ms, 3)).status is StartStatus.RENEWED
+    assert (await s.start("u", "d", None, b.ttl_ms, Limits(3), Start())).status is StartStatus.REFUSED
+    assert (await s.start("u", "a", None, b.ttl_ms, Limits(3), Start())).status is StartStatus.RENEWED
     await s.stop("u", "a")
     await s.stop("u", "b")
-    assert (await s.start("u", "d", None, b.ttl_ms, 3)).status is StartStatus.REFUSED
+    assert (await s.start("u", "d", None, b.ttl_ms, Limits(3), Start())).status is StartStatus.REFUSED
     await s.stop("u", "c")
-    assert (await s.start("u", "d", None, b.ttl_ms, 3)).status is StartStatus.ADMITTED
+    assert (await s.start("u", "d", None, b.ttl_ms, Limits(3), Start())).status is StartStatus.ADMITTED
 
 
 @contract
 async def test_a_zero_limit_refuses_every_start(s: Store, b: Backend) -> None:
-    await s.set_limit("u", 0, 3)
-    refused = await s.start("u", "a", None, b.ttl_ms, 3)
+    await s.set_limit("u", 0, Limits(3))
+    refused = await s.start("u", "a", None, b.ttl_ms, Limits(3), Start())
     assert (refused.status, refused.active, refused.streams) == (StartStatus.REFUSED, 0, ())
 
 
 @contract
 async def test_users_are_independent(s: Store, b: Backend) -> None:
-    assert (await s.start("u1", "a", None, b.ttl_ms, 1)).status is StartStatus.ADMITTED
-    assert (await s.start("u2", "a", None, b.ttl_ms, 1)).status is StartStatus.ADMITTED
-    assert (await s.start("u1", "b", None, b.ttl_ms, 1)).status is StartStatus.REFUSED
+    assert (await s.start("u1", "a", None, b.ttl_ms, Limits(1), Start())).status is StartStatus.ADMITTED
+    assert (await s.start("u2", "a", None, b.ttl_ms, Limits(1), Start())).status is StartStatus.ADMITTED
+    assert (await s.start("u1", "b", None, b.ttl_ms, Limits(1), Start())).status is StartStatus.REFUSED
 
 
-def test_an_idle_user_leaves_only_its_limit_override_behind(redis_server: RedisServer) -> None:
-    """Lease keys expire with their last lease; the limit override is configuration and stays."""
+def test_an_idle_user_leaves_only_its_limit_override_and_audit_trail_behind(
+    redis_server: RedisServer,
+) -> None:
+    """Lease keys expire with their last lease; the limit override is configuration and stays,
+    and the audit trail (here: the limit change) expires on its own, after 30 days."""
     redis_server.command("FLUSHALL")
     backend = Backend("redis", redis_server.url, 150)
 
     async def body(s: Store, b: Backend) -> None:
-        await s.set_limit("u", 2, 3)
-        await s.start("u", "a", "tv", b.ttl_ms, 3)
-        await s.start("v", "a", None, b.ttl_ms, 3)
-        assert redis_server.command("DBSIZE").strip() == b":5"
+        await s.set_limit("u", 2, Limits(3))
+        await s.start("u", "a", "tv", b.ttl_ms, Limits(3), Start())
+        await s.start("v", "a", None, b.ttl_ms, Limits(3), Start())
+        assert redis_server.command("DBSIZE").strip() == b":6"
         await b.advance(b.ttl_ms + 50)
-        assert redis_server.command("KEYS", "*").count(b"streamlimit:") == 1
-        assert b"streamlimit:{u:u}:limit" in redis_server.command("KEYS", "*")
+        left = redis_server.command("KEYS", "*")
+        assert left.count(b"streamlimit:") == 2, left
+        assert b"streamlimit:{u:u}:limit" in left
+        assert b"streamlimit:{u:u}:events" in left
+        ttl_days = int(redis_server.command("PTTL", "streamlimit:{u:u}:events").strip()[1:]) / 86_400_000
+        assert 29.9 < ttl_days <= 30
 
     backend.run(body)

@@ -14,6 +14,7 @@ import pytest
 from redis.crc import key_slot
 
 from streamlimit.errors import StoreUnavailable
+from streamlimit.models import Limits, Start
 from streamlimit.settings import Settings
 from streamlimit.store.connect import open_store
 from streamlimit.store.endpoint import Endpoint, endpoint
@@ -47,7 +48,7 @@ def test_users_spread_over_every_primary_and_scripts_are_on_each(cluster: Cluste
         store = await open_store(Settings(store_url=cluster.url))
         try:
             for i in range(30):
-                await store.start(f"spread-{i}", "s", None, 60_000, 3)
+                await store.start(f"spread-{i}", "s", None, 60_000, Limits(3), Start())
         finally:
             await store.close()
 
@@ -84,7 +85,7 @@ def test_a_resharded_slot_is_unavailable_while_migrating_then_followed(cluster: 
     async def main() -> None:
         store = await open_store(Settings(store_url=cluster.url))
         try:
-            await store.start(moving, "a", None, 60_000, 3)
+            await store.start(moving, "a", None, 60_000, Limits(3), Start())
             source = cluster.owner_of(user_keys(moving)[0])
             target = next(p for p in cluster.primaries() if p is not source)
             source_id, target_id = cmd(source, "CLUSTER", "MYID"), cmd(target, "CLUSTER", "MYID")
@@ -92,14 +93,14 @@ def test_a_resharded_slot_is_unavailable_while_migrating_then_followed(cluster: 
             cmd(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
             for user in (moving, newcomer):  # the scripts' 3 keys are never all on one side
                 with pytest.raises(StoreUnavailable, match="TRYAGAIN"):
-                    await store.start(user, "x", None, 60_000, 3)
+                    await store.start(user, "x", None, 60_000, Limits(3), Start())
             keys = cmd(source, "CLUSTER", "GETKEYSINSLOT", slot, 100)
             cmd(source, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
             for node in cluster.primaries():
                 cmd(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
             # done: the client's slot map still names the source (MOVED)
-            assert [s.stream_id for s in (await store.list(moving, 3)).streams] == ["a"]
-            admitted = await store.start(newcomer, "x", None, 60_000, 3)
+            assert [s.stream_id for s in (await store.list(moving, Limits(3))).streams] == ["a"]
+            admitted = await store.start(newcomer, "x", None, 60_000, Limits(3), Start())
             assert (admitted.active, admitted.degraded) == (1, False)
             assert cmd(target, "EXISTS", user_keys(newcomer)[0]) == 1
         finally:
@@ -120,7 +121,7 @@ def test_replica_ack_answers_after_a_replica_holds_the_write(
         store = await open_store(Settings(store_url=group.url, replica_ack=1, replica_ack_timeout_ms=200))
         try:
             results = await asyncio.gather(
-                *(store.start(f"acked-{i}", "s", None, 60_000, 3) for i in range(50))
+                *(store.start(f"acked-{i}", "s", None, 60_000, Limits(3), Start()) for i in range(50))
             )
             assert all(r.active == 1 for r in results)
         finally:
@@ -137,7 +138,7 @@ def test_replica_ack_that_cannot_be_met_is_store_unavailable(sentinel_group: Sen
         store = await open_store(settings)
         try:
             with pytest.raises(StoreUnavailable, match="1 of 2 replica"):
-                await store.start("unacked", "s", None, 60_000, 3)
+                await store.start("unacked", "s", None, 60_000, Limits(3), Start())
         finally:
             await store.close()
 

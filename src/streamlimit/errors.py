@@ -40,3 +40,21 @@ class Unauthenticated(StreamLimitError):
 
 class Forbidden(StreamLimitError):
     """Valid credentials that may not do this (another user's streams, an admin action)."""
+
+
+class StreamEvicted(StreamNotActive):
+    """Another start of the same user took this stream's slot ("watch here instead")."""
+
+    def __init__(self, user_id: str, stream_id: str, evicted_at_ms: int, replaced_by: str) -> None:
+        super().__init__(user_id, stream_id)
+        self.evicted_at_ms = evicted_at_ms
+        self.replaced_by = replaced_by
+
+
+class TooManyStarts(StreamLimitError):
+    """The user's per-minute budget of admissions is spent."""
+
+    def __init__(self, user_id: str, retry_after_ms: int) -> None:
+        super().__init__(f"user {user_id!r} started too many streams in the last minute")
+        self.user_id = user_id
+        self.retry_after_ms = retry_after_ms

@@ -17,10 +17,34 @@ class Stream:
     expires_at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How a user's limit is found: per-user override > plan (an admin's, then the token's) >
+    default. ``plans`` names are ``[A-Za-z0-9_]+``."""
+
+    default: int
+    plans: tuple[tuple[str, int], ...] = ()
+    plan_hint: str | None = None  # the caller's plan claim
+
+    def encoded_plans(self) -> str:
+        return ",".join(f"{name}={limit}" for name, limit in self.plans)
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """What a start asks for besides the stream: evict the oldest when full, who asks (for
+    the audit trail), and the per-minute budget of admissions (0: none)."""
+
+    evict_oldest: bool = False
+    actor: str = ""
+    starts_per_min: int = 0
+
+
 class StartStatus(enum.Enum):
-    ADMITTED = "admitted"  # a new lease took a free slot
+    ADMITTED = "admitted"  # a new lease took a free slot (or the evicted oldest's)
     RENEWED = "renewed"  # the stream was already active; its lease was extended
     REFUSED = "refused"  # the user holds `limit` active streams
+    TOO_MANY = "too_many_starts"  # the per-minute start budget is spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +55,30 @@ class StartResult:
     limit: int
     streams: tuple[Stream, ...] = ()  # the active streams, filled when refused
     degraded: bool = False  # answered by the outage policy, not by the store
+    limit_source: str = "default"  # "user", "plan" or "default"
+    plan: str | None = None
+    epoch: int | None = None  # the user's admission counter (fencing); None when degraded
+    evicted: Stream | None = None  # the stream this admission replaced
+    retry_after_ms: int = 0  # TOO_MANY: when the budget allows the next admission
+
+
+@dataclass(frozen=True, slots=True)
+class Evicted:
+    """A stream replaced by another start ("watch here instead"), remembered one lease TTL."""
+
+    stream_id: str
+    evicted_at_ms: int
+    replaced_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One audit-trail entry: evicted, stopped_all, stopped_by_admin, limit_set, limit_cleared."""
+
+    at_ms: int
+    action: str
+    actor: str
+    streams: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +98,22 @@ class StopResult:
 class LimitInfo:
     user_id: str
     limit: int
-    is_default: bool  # no per-user override is set
+    source: str  # "user" (override), "plan" or "default"
+    plan: str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """No per-user override is set."""
+        return self.source != "user"
 
 
 @dataclass(frozen=True, slots=True)
 class UserStreams:
     user_id: str
     limit: int
-    is_default_limit: bool
+    limit_source: str
     streams: tuple[Stream, ...] = field(default=())  # oldest first
+    plan: str | None = None
 
     @property
     def active(self) -> int:

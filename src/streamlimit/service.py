@@ -8,18 +8,30 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable, StreamNotActive
+from streamlimit.errors import (
+    Forbidden,
+    InvalidId,
+    InvalidInput,
+    StoreUnavailable,
+    StreamEvicted,
+    StreamNotActive,
+    TooManyStarts,
+)
 from streamlimit.ids import ID_RULE, MAX_DEVICE_LEN, MAX_LIMIT, is_valid_id
 from streamlimit.models import (
+    Event,
+    Evicted,
     HeartbeatResult,
     LimitInfo,
+    Limits,
+    Start,
     StartResult,
     StartStatus,
     StopResult,
     Stream,
     UserStreams,
 )
-from streamlimit.settings import Settings
+from streamlimit.settings import Settings, is_plan_name
 from streamlimit.store.base import Store
 
 log = logging.getLogger("streamlimit.service")
@@ -32,6 +44,10 @@ class Policy:
     legacy_lease_ttl_ms: int = 21_600_000
     heartbeat_interval_s: float = 30
     on_store_error: Literal["allow", "deny"] = "allow"
+    plans: tuple[tuple[str, int], ...] = ()
+    on_limit: Literal["reject", "evict_oldest"] = "reject"
+    allow_client_evict: bool = True
+    starts_per_min: int = 0
 
     @classmethod
     def from_settings(cls, s: Settings) -> Policy:
@@ -41,7 +57,28 @@ class Policy:
             legacy_lease_ttl_ms=round(s.legacy_lease_ttl_s * 1000),
             heartbeat_interval_s=s.heartbeat_interval_s,
             on_store_error=s.on_store_error,
+            plans=s.plan_limits,
+            on_limit=s.on_limit,
+            allow_client_evict=s.allow_client_evict,
+            starts_per_min=s.start_rate_per_min,
         )
+
+    def limits(self, plan_hint: str | None = None) -> Limits:
+        """The limit rule; a plan claim that is not a plan name is ignored (default applies)."""
+        return Limits(self.default_limit, self.plans, plan_hint if is_plan_name(plan_hint) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who acts, as far as the rules care: a name for the audit trail, the plan their token
+    claims, and whether they act as an admin on someone else's account."""
+
+    name: str = ""
+    plan: str | None = None
+    admin: bool = False
+
+
+NOBODY = Caller()
 
 
 class _OutageLog:
@@ -91,7 +128,11 @@ class StreamService:
         device: str | None = None,
         *,
         legacy: bool = False,
+        on_limit: str | None = None,
+        caller: Caller = NOBODY,
     ) -> StartResult:
+        """Admit, renew, refuse; ``on_limit`` (``reject``/``evict_oldest``) overrides the policy
+        for this request when clients may choose. ``TooManyStarts`` when the budget is spent."""
         check_id("user_id", user_id)
         if stream_id is None:
             stream_id = str(uuid.uuid4())
@@ -99,13 +140,29 @@ class StreamService:
         if device is not None and len(device) > MAX_DEVICE_LEN:
             raise InvalidInput("device", f"device must be at most {MAX_DEVICE_LEN} characters")
         ttl_ms = self.policy.legacy_lease_ttl_ms if legacy else self.policy.lease_ttl_ms
+        how = Start(self._evicts(on_limit), caller.name, self.policy.starts_per_min)
+        limits = self.policy.limits(caller.plan)
         try:
-            return await self.store.start(user_id, stream_id, device, ttl_ms, self.policy.default_limit)
+            result = await self.store.start(user_id, stream_id, device, ttl_ms, limits, how)
         except StoreUnavailable as exc:
             self._degrade("start", exc)
             now = time.time_ns() // 1_000_000  # degraded answers only: the store's clock is gone
             stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
             return StartResult(StartStatus.ADMITTED, stream, None, self.policy.default_limit, degraded=True)
+        if result.status is StartStatus.TOO_MANY:
+            raise TooManyStarts(user_id, result.retry_after_ms)
+        return result
+
+    def _evicts(self, on_limit: str | None) -> bool:
+        if on_limit is None or on_limit == self.policy.on_limit:
+            return self.policy.on_limit == "evict_oldest"
+        if on_limit not in ("reject", "evict_oldest"):
+            raise InvalidInput("on_limit", "on_limit must be reject or evict_oldest")
+        if not self.policy.allow_client_evict:
+            raise Forbidden(
+                "choosing on_limit per request is disabled (STREAMLIMIT_ALLOW_CLIENT_EVICT=false)"
+            )
+        return on_limit == "evict_oldest"
 
     async def heartbeat(self, user_id: str, stream_id: str) -> HeartbeatResult:
         check_id("user_id", user_id)
@@ -117,44 +174,59 @@ class StreamService:
             self._degrade("heartbeat", exc)
             now = time.time_ns() // 1_000_000
             return HeartbeatResult(Stream(user_id, stream_id, None, now, now + ttl_ms), degraded=True)
+        if isinstance(stream, Evicted):
+            raise StreamEvicted(user_id, stream_id, stream.evicted_at_ms, stream.replaced_by)
         if stream is None:
             raise StreamNotActive(user_id, stream_id)
         return HeartbeatResult(stream)
 
-    async def stop(self, user_id: str, stream_id: str | None = None) -> StopResult:
-        """Stop ``stream_id``, or the oldest active stream when None."""
+    async def stop(self, user_id: str, stream_id: str | None = None, caller: Caller = NOBODY) -> StopResult:
+        """Stop ``stream_id``, or the oldest active stream when None; an admin's stop of another
+        user's stream goes to the audit trail."""
         check_id("user_id", user_id)
         if stream_id is not None:
             check_id("stream_id", stream_id)
         try:
-            return await self.store.stop(user_id, stream_id)
+            return await self.store.stop(user_id, stream_id, caller.name, caller.admin)
         except StoreUnavailable as exc:
             self._degrade("stop", exc)
             return StopResult(None, None, degraded=True)
 
-    async def list(self, user_id: str) -> UserStreams:
+    async def list(self, user_id: str, caller: Caller = NOBODY) -> UserStreams:
         check_id("user_id", user_id)
-        return await self.store.list(user_id, self.policy.default_limit)
+        return await self.store.list(user_id, self.policy.limits(caller.plan))
 
-    async def get(self, user_id: str, stream_id: str) -> Stream:
+    async def get(self, user_id: str, stream_id: str, caller: Caller = NOBODY) -> Stream:
         """One active stream; ``StreamNotActive`` when it is not."""
         check_id("stream_id", stream_id)
-        for stream in (await self.list(user_id)).streams:
+        for stream in (await self.list(user_id, caller)).streams:
             if stream.stream_id == stream_id:
                 return stream
         raise StreamNotActive(user_id, stream_id)
 
-    async def stop_all(self, user_id: str) -> int:
+    async def stop_all(self, user_id: str, caller: Caller = NOBODY) -> int:
         check_id("user_id", user_id)
-        return await self.store.stop_all(user_id)
+        return await self.store.stop_all(user_id, caller.name)
 
-    async def get_limit(self, user_id: str) -> LimitInfo:
+    async def get_limit(self, user_id: str, caller: Caller = NOBODY) -> LimitInfo:
         check_id("user_id", user_id)
-        return await self.store.get_limit(user_id, self.policy.default_limit)
+        return await self.store.get_limit(user_id, self.policy.limits(caller.plan))
 
-    async def set_limit(self, user_id: str, limit: int | None) -> LimitInfo:
-        """Set the per-user override, or clear it (back to the default) when None."""
+    async def set_limit(self, user_id: str, limit: int | None, caller: Caller = NOBODY) -> LimitInfo:
+        """Set the per-user override, or clear it (back to plan or default) when None."""
         check_id("user_id", user_id)
         if limit is not None and not 0 <= limit <= MAX_LIMIT:
             raise InvalidInput("limit", f"limit must be an integer from 0 to {MAX_LIMIT}")
-        return await self.store.set_limit(user_id, limit, self.policy.default_limit)
+        return await self.store.set_limit(user_id, limit, self.policy.limits(), caller.name)
+
+    async def set_plan(self, user_id: str, plan: str | None) -> LimitInfo:
+        """Put the user on ``plan`` (one of the configured plans), or take them off it."""
+        check_id("user_id", user_id)
+        if plan is not None and plan not in dict(self.policy.plans):
+            names = ", ".join(name for name, _ in self.policy.plans) or "none configured"
+            raise InvalidInput("plan", f"plan must be one of the configured plans ({names})")
+        return await self.store.set_plan(user_id, plan, self.policy.limits())
+
+    async def events(self, user_id: str) -> tuple[Event, ...]:
+        check_id("user_id", user_id)
+        return await self.store.events(user_id)

@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "STREAMLIMIT_"
+
+
+_PLAN = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def is_plan_name(value: object) -> bool:
+    return isinstance(value, str) and _PLAN.fullmatch(value) is not None
+
+
+def parse_plans(text: str) -> tuple[tuple[str, int], ...]:
+    """``basic=1,standard=2`` -> (("basic", 1), ("standard", 2)); names [A-Za-z0-9_], 0-1000."""
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, limit = part.partition("=")
+        name, limit = name.strip(), limit.strip()
+        if not sep or not is_plan_name(name) or not limit.isdigit() or int(limit) > 1000:
+            raise ValueError(
+                f"plans are NAME=LIMIT pairs (NAME of A-Z a-z 0-9 _, LIMIT 0-1000), not {part!r}"
+            )
+        if name in out:
+            raise ValueError(f"plan {name!r} is given twice")
+        out[name] = int(limit)
+    return tuple(out.items())
 
 
 def is_loopback(host: str) -> bool:
@@ -64,6 +90,10 @@ class Settings(BaseSettings):
     jwt_leeway_s: float = Field(30, ge=0, le=300, description="clock skew allowed on exp and nbf")
     api_keys_file: Path | None = Field(None, description="hashed API keys for auth=api_key (see README)")
     insecure_no_auth: bool = Field(False, description="allow auth=none on a non-loopback address")
+    plans: str = Field("", description="plan limits, e.g. basic=1,standard=2,premium=4")
+    on_limit: Literal["reject", "evict_oldest"] = Field("reject", description="a start at the limit")
+    allow_client_evict: bool = Field(True, description="clients may ask ?on_limit=evict_oldest")
+    start_rate_per_min: int = Field(30, ge=0, le=100000, description="admissions per user per minute; 0: off")
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS, or *; empty: none")
 
     @model_validator(mode="after")
@@ -99,6 +129,16 @@ class Settings(BaseSettings):
                 f"streams: set {ENV_PREFIX}AUTH (jwt, api_key), listen on 127.0.0.1, or set "
                 f"{ENV_PREFIX}INSECURE_NO_AUTH=1"
             )
+
+    @field_validator("plans")
+    @classmethod
+    def _plans_parse(cls, value: str) -> str:
+        parse_plans(value)
+        return value
+
+    @property
+    def plan_limits(self) -> tuple[tuple[str, int], ...]:
+        return parse_plans(self.plans)
 
     @property
     def store_timeout_s(self) -> float:

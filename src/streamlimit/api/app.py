@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 
 from streamlimit import logs
-from streamlimit.api import compat, headers, health, openapi, v1
+from streamlimit.api import accounts, compat, headers, health, openapi, v1
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
 from streamlimit.service import Policy, StreamService
@@ -34,7 +34,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             if owned:
                 await s.close()
 
-    routes = [*v1.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES]
+    routes = [*v1.ROUTES, *accounts.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES]
     app = Starlette(
         routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=headers.middleware(settings)
     )

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from streamlimit.api.bodies import Members, parse_json, read_body
-from streamlimit.api.guard import caller, for_user
+from streamlimit.api.guard import as_caller, caller
 from streamlimit.api.problems import RETRY_AFTER_S, Problem, problem_response
 from streamlimit.api.render import json
 from streamlimit.api.routing import Endpoint, resource, service_of
@@ -63,10 +63,11 @@ async def _fields(request: Request) -> dict[str, list[Any]]:
 
 
 async def count(request: Request) -> Response:
+    principal = caller(request)  # 401 before the query is looked at
     user_id = _one(request.query_params.getlist("userId"), "userId", True)
     assert user_id is not None
-    for_user(request, user_id)
-    user = await service_of(request).list(user_id)
+    principal.may_act_for(user_id)
+    user = await service_of(request).list(user_id, as_caller(principal, user_id))
     exhausted = user.active >= user.limit
     message = (
         f"Warning: quota of max {user.limit} streams per user exhausted"
@@ -90,7 +91,9 @@ async def add(request: Request) -> Response:
     stream_id = _one(fields.get("streamId", []), "streamId", False)
     assert user_id is not None
     principal.may_act_for(user_id)
-    result = await service_of(request).start(user_id, stream_id, legacy=True)
+    result = await service_of(request).start(
+        user_id, stream_id, legacy=True, caller=as_caller(principal, user_id)
+    )
     if result.status is StartStatus.REFUSED:
         return json(
             {
@@ -118,7 +121,7 @@ async def remove(request: Request) -> Response:
     stream_id = _one(fields.get("streamId", []), "streamId", False)
     assert user_id is not None
     principal.may_act_for(user_id)
-    result = await service_of(request).stop(user_id, stream_id)
+    result = await service_of(request).stop(user_id, stream_id, as_caller(principal, user_id))
     if result.degraded:
         return json(
             {"message": "Stream removed successfully", "activeStreams": None, "degraded": True},

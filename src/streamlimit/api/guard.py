@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from streamlimit.auth import Authenticator, Principal
+from streamlimit.auth import ANONYMOUS, Authenticator, Principal
+from streamlimit.service import Caller
 
 
 def authenticator_of(request: Request) -> Authenticator:
@@ -17,14 +18,21 @@ def caller(request: Request) -> Principal:
     return authenticator_of(request).authenticate(request.headers)
 
 
-def for_user(request: Request, user_id: str) -> Principal:
+def as_caller(principal: Principal, user_id: str) -> Caller:
+    """The rules' view: the name for the audit trail, the token's plan, and whether this is
+    someone acting on another user's account (an admin token or an API key)."""
+    other = principal is not ANONYMOUS and principal.subject != user_id
+    return Caller(principal.name, principal.plan, admin=other)
+
+
+def for_user(request: Request, user_id: str) -> Caller:
     """A caller allowed to act on ``user_id``'s streams, or ``Forbidden`` (403)."""
     principal = caller(request)
     principal.may_act_for(user_id)
-    return principal
+    return as_caller(principal, user_id)
 
 
-def admin(request: Request) -> Principal:
+def admin(request: Request, user_id: str) -> Caller:
     principal = caller(request)
     principal.may_administer()
-    return principal
+    return as_caller(principal, user_id)

@@ -37,7 +37,15 @@ _SLOW = _problem("the request was not received whole within `REQUEST_TIMEOUT_S` 
 _TOO_LARGE = _problem(f"body over {MAX_BODY_BYTES} bytes (`body_too_large`)")
 # every v1 operation: an id in the path may hold an encoded "/" (or be a "." or ".." segment, which
 # clients remove), so the URL can name no route (404 `not_found`) or another route (405)
+_AUTH = {
+    "401": {
+        **_problem("missing or invalid credentials (`unauthenticated`), when auth is on"),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    "403": _problem("these credentials may not act on this user, or not change limits (`forbidden`)"),
+}
 _BAD = {
+    **_AUTH,
     "400": _problem("malformed JSON (`malformed_json`)"),
     "404": _problem("no such route (`not_found`), e.g. an id with an encoded `/`"),
     "405": {
@@ -80,6 +88,7 @@ _COMPAT_UNAVAILABLE = {
     "headers": _UNAVAILABLE["headers"],
 }
 _COMPAT_BAD = {
+    **_AUTH,
     "400": _problem("missing body, malformed JSON, or a missing, repeated or invalid id (`invalid_request`)"),
     "408": _SLOW,
     "413": _TOO_LARGE,
@@ -91,6 +100,16 @@ _PATHS: dict[str, Any] = {
         "parameters": _USER,
         "post": {
             "summary": "Start a stream, or renew it if this stream_id is already active",
+            "parameters": [
+                {
+                    "name": "on_limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "at the limit: refuse (409), or evict the oldest stream ('watch here "
+                    "instead'); default from STREAMLIMIT_ON_LIMIT",
+                    "schema": {"type": "string", "enum": ["reject", "evict_oldest"]},
+                }
+            ],
             "requestBody": {
                 "required": False,
                 "content": {"application/json": {"schema": ref("StartRequest")}},
@@ -106,6 +125,10 @@ _PATHS: dict[str, Any] = {
                 },
                 "409": _problem("limit reached (`stream_limit_reached`), with the active streams"),
                 **_BAD,
+                "429": {
+                    **_problem("too many starts in the last minute (`too_many_starts`)"),
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+                },
             },
         },
         "get": {
@@ -128,6 +151,9 @@ _PATHS: dict[str, Any] = {
                 "200": {**_json(ref("Lease"), "renewed"), "headers": _DEGRADED_HEADER},
                 **_BAD,
                 "404": _problem("not active (`stream_not_active`): stop playback; or no such route"),
+                "410": _problem(
+                    "evicted by another start (`stream_evicted`, with `replaced_by`): stop playback"
+                ),
             },
         },
     },
@@ -172,6 +198,37 @@ _PATHS: dict[str, Any] = {
         "delete": {
             "summary": "Clear the per-user limit (back to the default)",
             "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
+        },
+    },
+    "/v1/users/{user_id}/plan": {
+        "parameters": _USER,
+        "put": {
+            "summary": "Put the user on a configured plan (admin)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["plan"],
+                            "additionalProperties": False,
+                            "properties": {"plan": {"type": "string"}},
+                        }
+                    }
+                },
+            },
+            "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
+        },
+        "delete": {
+            "summary": "Take the user off their plan (admin)",
+            "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
+        },
+    },
+    "/v1/users/{user_id}/events": {
+        "parameters": _USER,
+        "get": {
+            "summary": "The user's audit trail: evictions, stop-alls, admin stops, limit changes",
+            "responses": {"200": _json(ref("Events"), "events, newest first"), **_BAD},
         },
     },
     "/user/stream": {
@@ -228,7 +285,14 @@ SPEC: dict[str, Any] = {
         "RFC 9457 problem+json with a stable `code` member.",
     },
     "paths": _PATHS,
-    "components": {"schemas": SCHEMAS},
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        },
+    },
+    "security": [{"bearer": []}, {"apiKey": []}, {}],
 }
 
 _DOCS_HTML = """<!doctype html>

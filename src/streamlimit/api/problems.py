@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -12,12 +13,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from streamlimit.api.render import rfc3339
 from streamlimit.errors import (
     Forbidden,
     InvalidId,
     InvalidInput,
     StoreUnavailable,
+    StreamEvicted,
     StreamNotActive,
+    TooManyStarts,
     Unauthenticated,
 )
 
@@ -103,10 +107,40 @@ async def _not_active(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _evicted(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StreamEvicted)
+    return problem_response(
+        request,
+        410,
+        "stream_evicted",
+        "another device of this account started watching in this stream's place: stop playback",
+        {
+            "user_id": exc.user_id,
+            "stream_id": exc.stream_id,
+            "evicted_at": rfc3339(exc.evicted_at_ms),
+            "replaced_by": exc.replaced_by,
+        },
+    )
+
+
+async def _too_many(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TooManyStarts)
+    retry_s = max(1, math.ceil(exc.retry_after_ms / 1000))
+    return problem_response(
+        request,
+        429,
+        "too_many_starts",
+        f"this account started too many streams in the last minute; retry in {retry_s} s",
+        {"retry_after_s": retry_s},
+        headers={"Retry-After": str(retry_s)},
+    )
+
+
 async def _unauthenticated(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Unauthenticated)
     scheme: str = request.app.state.auth.scheme
-    challenge = scheme if "authorization" not in request.headers else f'{scheme}, error="invalid_token"'
+    presented = scheme.startswith("Bearer") and "authorization" in request.headers
+    challenge = f'{scheme}, error="invalid_token"' if presented else scheme
     return problem_response(
         request, 401, "unauthenticated", str(exc), headers={"WWW-Authenticate": challenge}
     )
@@ -132,6 +166,8 @@ HANDLERS = {
     StoreUnavailable: _store,
     InvalidInput: _invalid,
     StreamNotActive: _not_active,
+    StreamEvicted: _evicted,
+    TooManyStarts: _too_many,
     Unauthenticated: _unauthenticated,
     Forbidden: _forbidden,
     ClientDisconnect: _disconnected,

@@ -14,6 +14,18 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+ACTIONS = ["evicted", "stopped_all", "stopped_by_admin", "limit_set", "limit_cleared"]
+LIMIT_FIELDS: dict[str, Any] = {
+    "limit": {"type": "integer"},
+    "limit_source": {
+        "type": "string",
+        "enum": ["user", "plan", "default"],
+        "description": "where the limit comes from: per-user override > plan > default",
+    },
+    "plan": {"type": "string", "nullable": True},
+}
+
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "type": "object",
@@ -48,7 +60,18 @@ SCHEMAS: dict[str, Any] = {
                     "lease_ttl_s": {"type": "number"},
                     "degraded": {"type": "boolean"},
                     "active": {"type": "integer", "nullable": True, "description": "start only"},
-                    "limit": {"type": "integer", "description": "start only"},
+                    **LIMIT_FIELDS,
+                    "epoch": {
+                        "type": "integer",
+                        "nullable": True,
+                        "description": "start only: the user's admission counter; it only grows (fencing); "
+                        "null when degraded",
+                    },
+                    "evicted": {
+                        "allOf": [ref("Stream")],
+                        "nullable": True,
+                        "description": "start only: the stream this start replaced",
+                    },
                 },
             },
         ]
@@ -66,7 +89,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "user_id": ID,
             "active": {"type": "integer"},
-            "limit": {"type": "integer"},
+            **LIMIT_FIELDS,
             "remaining": {"type": "integer"},
             "quota_exhausted": {"type": "boolean"},
             "streams": {"type": "array", "items": ref("Stream")},
@@ -76,8 +99,36 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "user_id": ID,
-            "limit": {"type": "integer"},
+            **LIMIT_FIELDS,
             "default": {"type": "boolean", "description": "true when no override is set"},
+        },
+    },
+    "Events": {
+        "type": "object",
+        "properties": {
+            "user_id": ID,
+            "events": {
+                "type": "array",
+                "description": "newest first; the last 100, kept 30 days",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "at": TIME,
+                        "action": {
+                            "type": "string",
+                            "enum": [
+                                "evicted",
+                                "stopped_all",
+                                "stopped_by_admin",
+                                "limit_set",
+                                "limit_cleared",
+                            ],
+                        },
+                        "actor": {"type": "string", "description": "token subject or API key name"},
+                        "streams": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
         },
     },
     "CompatBody": {

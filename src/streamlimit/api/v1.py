@@ -1,4 +1,4 @@
-"""The v1 API: /v1/users/{user_id}/streams and /v1/users/{user_id}/limit."""
+"""The v1 API for players: /v1/users/{user_id}/streams (accounts.py has limits, plans, events)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from streamlimit.api.bodies import json_object, optional_str
-from streamlimit.api.guard import admin, for_user
+from streamlimit.api.guard import for_user
 from streamlimit.api.problems import Problem
-from streamlimit.api.render import JSON, json, stream_body
+from streamlimit.api.render import json, stream_body
 from streamlimit.api.routing import resource, service_of
-from streamlimit.ids import MAX_LIMIT
-from streamlimit.models import LimitInfo, StartStatus, Stream
+from streamlimit.models import StartStatus, Stream
 from streamlimit.service import StreamService
 
 DEGRADED = {"X-StreamLimit-Degraded": "1"}
+
+
+def _one_query(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise Problem(422, "invalid_query", f"{name} may be given once", field=name)
+    return values[0] if values else None
 
 
 def _lease_body(service: StreamService, stream: Stream, degraded: bool) -> dict[str, Any]:
@@ -31,24 +37,28 @@ def _lease_body(service: StreamService, stream: Stream, degraded: bool) -> dict[
 async def start(request: Request) -> Response:
     service = service_of(request)
     user_id = request.path_params["user_id"]
-    for_user(request, user_id)
+    who = for_user(request, user_id)
+    on_limit = _one_query(request, "on_limit")
     body = await json_object(request, ("stream_id", "device"))
     stream_id, device = optional_str(body, "stream_id"), optional_str(body, "device")
-    result = await service.start(user_id, stream_id, device)
+    result = await service.start(user_id, stream_id, device, on_limit=on_limit, caller=who)
+    limit = {"limit": result.limit, "limit_source": result.limit_source, "plan": result.plan}
     if result.status is StartStatus.REFUSED:
         raise Problem(
             409,
             "stream_limit_reached",
             f"user {user_id!r} already has {result.active} of {result.limit} streams active",
             active=result.active,
-            limit=result.limit,
+            **limit,
             streams=[stream_body(s) for s in result.streams],
         )
     assert result.stream is not None
     out = {
         **_lease_body(service, result.stream, result.degraded),
         "active": result.active,
-        "limit": result.limit,
+        **limit,
+        "epoch": result.epoch,
+        "evicted": stream_body(result.evicted) if result.evicted else None,
     }
     if result.degraded:
         return json(out, 200, DEGRADED)
@@ -70,25 +80,27 @@ async def heartbeat(request: Request) -> Response:
 
 async def get_stream(request: Request) -> Response:
     p = request.path_params
-    for_user(request, p["user_id"])
-    return json(stream_body(await service_of(request).get(p["user_id"], p["stream_id"])))
+    who = for_user(request, p["user_id"])
+    return json(stream_body(await service_of(request).get(p["user_id"], p["stream_id"], who)))
 
 
 async def stop(request: Request) -> Response:
     p = request.path_params
-    for_user(request, p["user_id"])
-    result = await service_of(request).stop(p["user_id"], p["stream_id"])
+    who = for_user(request, p["user_id"])
+    result = await service_of(request).stop(p["user_id"], p["stream_id"], who)
     return Response(status_code=204, headers=DEGRADED if result.degraded else None)
 
 
 async def list_streams(request: Request) -> Response:
-    for_user(request, request.path_params["user_id"])
-    user = await service_of(request).list(request.path_params["user_id"])
+    who = for_user(request, request.path_params["user_id"])
+    user = await service_of(request).list(request.path_params["user_id"], who)
     return json(
         {
             "user_id": user.user_id,
             "active": user.active,
             "limit": user.limit,
+            "limit_source": user.limit_source,
+            "plan": user.plan,
             "remaining": user.remaining,
             "quota_exhausted": user.active >= user.limit,
             "streams": [stream_body(s) for s in user.streams],
@@ -97,37 +109,13 @@ async def list_streams(request: Request) -> Response:
 
 
 async def stop_all(request: Request) -> Response:
-    for_user(request, request.path_params["user_id"])
-    stopped = await service_of(request).stop_all(request.path_params["user_id"])
+    who = for_user(request, request.path_params["user_id"])
+    stopped = await service_of(request).stop_all(request.path_params["user_id"], who)
     return json({"stopped": stopped})
-
-
-def _limit_body(info: LimitInfo) -> JSON:
-    return json({"user_id": info.user_id, "limit": info.limit, "default": info.is_default})
-
-
-async def get_limit(request: Request) -> Response:
-    for_user(request, request.path_params["user_id"])
-    return _limit_body(await service_of(request).get_limit(request.path_params["user_id"]))
-
-
-async def put_limit(request: Request) -> Response:
-    admin(request)
-    body = await json_object(request, ("limit",))
-    limit = body.get("limit")
-    if type(limit) is not int:  # bool is an int subclass: reject it too
-        raise Problem(422, "invalid_body", f"limit must be an integer from 0 to {MAX_LIMIT}", field="limit")
-    return _limit_body(await service_of(request).set_limit(request.path_params["user_id"], limit))
-
-
-async def clear_limit(request: Request) -> Response:
-    admin(request)
-    return _limit_body(await service_of(request).set_limit(request.path_params["user_id"], None))
 
 
 ROUTES = [
     resource("/v1/users/{user_id}/streams", post=start, get=list_streams, delete=stop_all),
     resource("/v1/users/{user_id}/streams/{stream_id}/heartbeat", post=heartbeat),
     resource("/v1/users/{user_id}/streams/{stream_id}", get=get_stream, delete=stop),
-    resource("/v1/users/{user_id}/limit", get=get_limit, put=put_limit, delete=clear_limit),
 ]

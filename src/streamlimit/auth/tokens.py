@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from streamlimit.auth.principal import Principal, credential
@@ -17,16 +19,16 @@ from streamlimit.settings import Settings
 ADMIN_SCOPE, USER_SCOPE = "streams:admin", "streams"
 
 
-def _public_key(pem: bytes) -> tuple[Any, list[str]]:
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
-    key = load_pem_public_key(pem)
+
+def _algorithms(key: Any) -> list[str]:
+    """The one algorithm a key may verify: RS256 for RSA, ES256/384/512 by the EC curve."""
     if isinstance(key, rsa.RSAPublicKey):
-        return key, ["RS256"]
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return key, ["ES256"]
-    raise ConfigurationError("STREAMLIMIT_JWT_PUBLIC_KEY_FILE must hold an RSA or EC public key")
+        return ["RS256"]
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _EC_ALGORITHMS:
+        return [_EC_ALGORITHMS[key.curve.name]]
+    raise ConfigurationError("a JWT verification key must be an RSA or an EC (P-256/384/521) public key")
 
 
 class JwtAuthenticator:
@@ -34,17 +36,19 @@ class JwtAuthenticator:
 
     def __init__(self, settings: Settings) -> None:
         self._keys: dict[str | None, tuple[Any, list[str]]] = {}  # kid -> (key, algorithms)
+        self._by_kid = False
         try:
             if settings.jwt_secret is not None:
                 self._keys[None] = (settings.jwt_secret.get_secret_value(), ["HS256"])
             elif settings.jwt_public_key_file is not None:
-                self._keys[None] = _public_key(settings.jwt_public_key_file.read_bytes())
+                key = load_pem_public_key(settings.jwt_public_key_file.read_bytes())
+                self._keys[None] = (key, _algorithms(key))
             elif settings.jwks_file is not None:
+                self._by_kid = True  # a token names its key; one without kid gets the JWK without
                 for jwk in json.loads(settings.jwks_file.read_text())["keys"]:
-                    algorithm = RSAAlgorithm if jwk.get("kty") == "RSA" else ECAlgorithm
-                    alg = "RS256" if jwk.get("kty") == "RSA" else "ES256"
-                    self._keys[jwk.get("kid")] = (algorithm.from_jwk(jwk), [alg])
-        except (OSError, ValueError, KeyError, TypeError, jwt.InvalidKeyError) as exc:
+                    from_jwk: Any = (RSAAlgorithm if jwk.get("kty") == "RSA" else ECAlgorithm).from_jwk(jwk)
+                    self._keys[jwk.get("kid")] = (from_jwk, _algorithms(from_jwk))
+        except (OSError, ValueError, KeyError, TypeError, jwt.PyJWTError) as exc:
             raise ConfigurationError(f"cannot load the JWT verification key: {type(exc).__name__}") from None
         if not self._keys:
             raise ConfigurationError("no JWT verification key configured")
@@ -52,7 +56,7 @@ class JwtAuthenticator:
         self._leeway = settings.jwt_leeway_s
 
     def _key_for(self, token: str) -> tuple[Any, list[str]]:
-        if None in self._keys:
+        if not self._by_kid:
             return self._keys[None]
         try:
             kid = jwt.get_unverified_header(token).get("kid")
@@ -79,7 +83,7 @@ class JwtAuthenticator:
             raise Unauthenticated("token expired") from None
         except jwt.ImmatureSignatureError:
             raise Unauthenticated("token not valid yet (nbf)") from None
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:  # InvalidTokenError, and InvalidKeyError for a mismatched key
             raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
         subject, scope = claims["sub"], claims.get("scope", "")
         scopes = set(scope.split()) if isinstance(scope, str) else set()

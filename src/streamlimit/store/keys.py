@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 PREFIX = "streamlimit"
+KINDS = ("leases", "info", "limit", "evicted", "events", "rate")
 
 
-def user_keys(user_id: str) -> tuple[str, str, str]:
-    """(leases, info, limit) keys; ``user_id`` must already be a valid id (no braces)."""
+def user_keys(user_id: str) -> tuple[str, ...]:
+    """Every key of a user, in the scripts' KEYS order (see lua/_prelude.lua); ``user_id`` must
+    already be a valid id (no braces)."""
     tag = f"{PREFIX}:{{u:{user_id}}}"
-    return f"{tag}:leases", f"{tag}:info", f"{tag}:limit"
+    return tuple(f"{tag}:{kind}" for kind in KINDS)

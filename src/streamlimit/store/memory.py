@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from streamlimit.models import LimitInfo, StartResult, StartStatus, StopResult, Stream, UserStreams
+from streamlimit.models import (
+    Event,
+    Evicted,
+    LimitInfo,
+    Limits,
+    Start,
+    StartResult,
+    StartStatus,
+    StopResult,
+    Stream,
+    UserStreams,
+)
 
 Clock = Callable[[], int]  # returns now in milliseconds
+EVENTS_KEPT = 100
 
 
 def system_clock_ms() -> int:
@@ -28,98 +42,156 @@ class FakeClock:
         self.now_ms += ms
 
 
+@dataclass
+class _User:
+    leases: dict[str, Stream] = field(default_factory=dict)
+    epoch: int = 0
+    limit: int | None = None  # override
+    plan: str | None = None  # set by an admin
+    evicted: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # id -> (at, by, until)
+    events: list[Event] = field(default_factory=list)  # newest first
+    budget_tat: float = 0.0  # GCRA theoretical arrival time of the start budget
+
+
 class MemoryStore:
     """Methods never await, so each one is atomic on the event loop, like a Lua script."""
 
     def __init__(self, clock: Clock = system_clock_ms) -> None:
         self._clock = clock
-        self._users: dict[str, dict[str, Stream]] = {}  # user -> stream id -> lease
-        self._limits: dict[str, int] = {}
+        self._users: dict[str, _User] = {}
 
-    def _leases(self, user_id: str, now: int) -> dict[str, Stream]:
-        # invariant: after this call no lease with expires_at_ms <= now survives
-        leases = self._users.get(user_id)
-        if leases is None:
-            return {}
-        for sid in [s for s, lease in leases.items() if lease.expires_at_ms <= now]:
-            del leases[sid]
-        if not leases:
-            del self._users[user_id]
-        return leases
+    def _user(self, user_id: str, now: int) -> _User:
+        u = self._users.setdefault(user_id, _User())
+        for sid in [s for s, lease in u.leases.items() if lease.expires_at_ms <= now]:
+            del u.leases[sid]
+        for sid in [s for s, (_, _, until) in u.evicted.items() if until <= now]:
+            del u.evicted[sid]
+        return u
 
-    def _limit(self, user_id: str, default_limit: int) -> LimitInfo:
-        override = self._limits.get(user_id)
-        if override is None:
-            return LimitInfo(user_id, default_limit, True)
-        return LimitInfo(user_id, override, False)
+    @staticmethod
+    def _limit(user_id: str, u: _User, limits: Limits) -> LimitInfo:
+        if u.limit is not None:
+            return LimitInfo(user_id, u.limit, "user", u.plan)
+        table = dict(limits.plans)
+        for plan in (u.plan, limits.plan_hint):
+            if plan and plan in table:
+                return LimitInfo(user_id, table[plan], "plan", plan)
+        return LimitInfo(user_id, limits.default, "default")
 
     @staticmethod
     def _sorted(leases: dict[str, Stream]) -> tuple[Stream, ...]:
         return tuple(sorted(leases.values(), key=lambda s: (s.started_at_ms, s.stream_id)))
 
+    @staticmethod
+    def _record(u: _User, event: Event) -> None:
+        u.events.insert(0, event)
+        del u.events[EVENTS_KEPT:]
+
+    @staticmethod
+    def _spend(u: _User, now: int, per_min: int) -> int:
+        if per_min <= 0:
+            return 0
+        period = 60_000 / per_min
+        tat = max(u.budget_tat, now)
+        wait = tat + period - now - 60_000
+        if wait > 0:
+            return math.ceil(wait)
+        u.budget_tat = tat + period
+        return 0
+
     async def start(
-        self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, default_limit: int
+        self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start
     ) -> StartResult:
         now = self._clock()
-        leases = self._leases(user_id, now)
-        limit = self._limit(user_id, default_limit).limit
-        old = leases.get(stream_id)
-        if old is not None:
-            renewed = Stream(
-                user_id,
-                stream_id,
-                old.device,
-                old.started_at_ms,
-                max(old.expires_at_ms, now + ttl_ms),
-            )
-            leases[stream_id] = renewed
-            return StartResult(StartStatus.RENEWED, renewed, len(leases), limit)
-        if len(leases) >= limit:
-            return StartResult(StartStatus.REFUSED, None, len(leases), limit, self._sorted(leases))
-        stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
-        leases = self._users.setdefault(user_id, leases)
-        leases[stream_id] = stream
-        return StartResult(StartStatus.ADMITTED, stream, len(leases), limit)
+        u = self._user(user_id, now)
+        info = self._limit(user_id, u, limits)
 
-    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | None:
+        def answer(status: StartStatus, stream: Stream | None = None, **extra: Any) -> StartResult:
+            return StartResult(
+                status, stream, len(u.leases), info.limit, limit_source=info.source, plan=info.plan,
+                epoch=u.epoch, **extra,
+            )  # fmt: skip
+
+        old = u.leases.get(stream_id)
+        if old is not None:
+            expires = max(old.expires_at_ms, now + ttl_ms)
+            renewed = Stream(user_id, stream_id, old.device, old.started_at_ms, expires)
+            u.leases[stream_id] = renewed
+            return answer(StartStatus.RENEWED, renewed)
+        victim = None
+        if len(u.leases) >= info.limit:
+            if not how.evict_oldest or info.limit == 0:
+                return answer(StartStatus.REFUSED, streams=self._sorted(u.leases))
+            victim = self._sorted(u.leases)[0]
+        wait = self._spend(u, now, how.starts_per_min)
+        if wait:
+            return answer(StartStatus.TOO_MANY, retry_after_ms=wait)
+        if victim is not None:
+            del u.leases[victim.stream_id]
+            u.evicted[victim.stream_id] = (now, stream_id, now + ttl_ms)
+            self._record(u, Event(now, "evicted", how.actor, (victim.stream_id,)))
+        u.evicted.pop(stream_id, None)
+        stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
+        u.leases[stream_id] = stream
+        u.epoch = max(u.epoch + 1, now * 1000)
+        return answer(StartStatus.ADMITTED, stream, evicted=victim)
+
+    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | Evicted | None:
         now = self._clock()
-        leases = self._leases(user_id, now)
-        old = leases.get(stream_id)
+        u = self._user(user_id, now)
+        old = u.leases.get(stream_id)
         if old is None:
+            if stream_id in u.evicted:
+                at, by, _ = u.evicted[stream_id]
+                return Evicted(stream_id, at, by)
             return None
         expires = max(old.expires_at_ms, now + ttl_ms)
-        leases[stream_id] = Stream(user_id, stream_id, old.device, old.started_at_ms, expires)
-        return leases[stream_id]
+        u.leases[stream_id] = Stream(user_id, stream_id, old.device, old.started_at_ms, expires)
+        return u.leases[stream_id]
 
-    async def stop(self, user_id: str, stream_id: str | None) -> StopResult:
-        leases = self._leases(user_id, self._clock())
+    async def stop(
+        self, user_id: str, stream_id: str | None, actor: str = "", audit: bool = False
+    ) -> StopResult:
+        now = self._clock()
+        u = self._user(user_id, now)
         if stream_id is None:
-            ordered = self._sorted(leases)
+            ordered = self._sorted(u.leases)
             stream_id = ordered[0].stream_id if ordered else None
-        removed = leases.pop(stream_id, None) if stream_id is not None else None
-        if not leases:
-            self._users.pop(user_id, None)
-        return StopResult(removed, len(leases))
+        removed = u.leases.pop(stream_id, None) if stream_id is not None else None
+        if removed is not None and audit:
+            self._record(u, Event(now, "stopped_by_admin", actor, (removed.stream_id,)))
+        return StopResult(removed, len(u.leases))
 
-    async def list(self, user_id: str, default_limit: int) -> UserStreams:
-        leases = self._leases(user_id, self._clock())
-        info = self._limit(user_id, default_limit)
-        return UserStreams(user_id, info.limit, info.is_default, self._sorted(leases))
+    async def list(self, user_id: str, limits: Limits) -> UserStreams:
+        u = self._user(user_id, self._clock())
+        info = self._limit(user_id, u, limits)
+        return UserStreams(user_id, info.limit, info.source, self._sorted(u.leases), info.plan)
 
-    async def stop_all(self, user_id: str) -> int:
-        n = len(self._leases(user_id, self._clock()))
-        self._users.pop(user_id, None)
-        return n
+    async def stop_all(self, user_id: str, actor: str = "") -> int:
+        now = self._clock()
+        u = self._user(user_id, now)
+        ids = tuple(s.stream_id for s in self._sorted(u.leases))
+        u.leases.clear()
+        self._record(u, Event(now, "stopped_all", actor, ids))
+        return len(ids)
 
-    async def get_limit(self, user_id: str, default_limit: int) -> LimitInfo:
-        return self._limit(user_id, default_limit)
+    async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
+        return self._limit(user_id, self._user(user_id, self._clock()), limits)
 
-    async def set_limit(self, user_id: str, limit: int | None, default_limit: int) -> LimitInfo:
-        if limit is None:
-            self._limits.pop(user_id, None)
-        else:
-            self._limits[user_id] = limit
-        return self._limit(user_id, default_limit)
+    async def set_limit(self, user_id: str, limit: int | None, limits: Limits, actor: str = "") -> LimitInfo:
+        now = self._clock()
+        u = self._user(user_id, now)
+        u.limit = limit
+        self._record(u, Event(now, "limit_cleared" if limit is None else "limit_set", actor, ()))
+        return self._limit(user_id, u, limits)
+
+    async def set_plan(self, user_id: str, plan: str | None, limits: Limits) -> LimitInfo:
+        u = self._user(user_id, self._clock())
+        u.plan = plan
+        return self._limit(user_id, u, limits)
+
+    async def events(self, user_id: str) -> tuple[Event, ...]:
+        return tuple(self._user(user_id, self._clock()).events)
 
     async def ping(self) -> None:
         return None

@@ -3,16 +3,38 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from streamlimit.errors import StoreUnavailable
-from streamlimit.models import LimitInfo, StartResult, StartStatus, StopResult, Stream, UserStreams
+from streamlimit.models import (
+    Event,
+    Evicted,
+    LimitInfo,
+    Limits,
+    Start,
+    StartResult,
+    StartStatus,
+    StopResult,
+    Stream,
+    UserStreams,
+)
 from streamlimit.store import scripts
 from streamlimit.store.keys import user_keys
 from streamlimit.store.resp import ReplyError
 
-_STATUS = {0: StartStatus.REFUSED, 1: StartStatus.ADMITTED, 2: StartStatus.RENEWED}
+_STATUS = {0: StartStatus.REFUSED, 1: StartStatus.ADMITTED, 2: StartStatus.RENEWED, 3: StartStatus.TOO_MANY}
+
+
+def _limit_args(limits: Limits) -> tuple[int, str, str]:
+    return limits.default, limits.encoded_plans(), limits.plan_hint or ""
+
+
+def _event(raw: str) -> Event:
+    d = json.loads(raw)
+    streams = d.get("streams") or []  # Lua's cjson encodes an empty list as {}
+    return Event(int(d["at"]), str(d["action"]), str(d.get("actor", "")), tuple(str(s) for s in streams))
 
 
 def _stream(user_id: str, stream_id: str, expires_ms: int, info: str) -> Stream:
@@ -75,42 +97,67 @@ class RedisStore:
                 raise StoreUnavailable(f"store refused SCRIPT LOAD: {exc}") from exc
 
     async def start(
-        self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, default_limit: int
+        self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start
     ) -> StartResult:
         suffix = "" if device is None else f"|{device}"
-        r = await self._eval("start", user_id, stream_id, suffix, ttl_ms, default_limit)
+        r = await self._eval(
+            "start", user_id, stream_id, suffix, ttl_ms, *_limit_args(limits),
+            "1" if how.evict_oldest else "0", how.actor, how.starts_per_min,
+        )  # fmt: skip
         status, limit, active = _STATUS[r[0]], int(r[2]), int(r[3])
-        if status is StartStatus.REFUSED:
-            return StartResult(status, None, active, limit, _streams(user_id, r[4:]))
-        return StartResult(status, _stream(user_id, stream_id, r[4], r[5]), active, limit)
 
-    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | None:
+        def answer(stream: Stream | None = None, **extra: Any) -> StartResult:
+            return StartResult(
+                status, stream, active, limit, limit_source=r[4], plan=r[5] or None, epoch=int(r[6]), **extra
+            )
+
+        if status is StartStatus.REFUSED:
+            return answer(streams=_streams(user_id, r[7:]))
+        if status is StartStatus.TOO_MANY:
+            return answer(retry_after_ms=int(r[7]))
+        evicted = _stream(user_id, r[9], r[10], r[11]) if len(r) > 9 else None
+        return answer(_stream(user_id, stream_id, r[7], r[8]), evicted=evicted)
+
+    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | Evicted | None:
         r = await self._eval("heartbeat", user_id, stream_id, ttl_ms)
+        if r[0] == 2:
+            at, _, by = r[2].partition("|")
+            return Evicted(stream_id, int(at), by)
         return _stream(user_id, stream_id, r[2], r[3]) if r[0] else None
 
-    async def stop(self, user_id: str, stream_id: str | None) -> StopResult:
-        r = await self._eval("stop", user_id, stream_id or "")
+    async def stop(
+        self, user_id: str, stream_id: str | None, actor: str = "", audit: bool = False
+    ) -> StopResult:
+        r = await self._eval("stop", user_id, stream_id or "", actor, "1" if audit else "0")
         removed = _stream(user_id, r[3], r[4], r[5]) if r[0] else None
         return StopResult(removed, int(r[2]))
 
-    async def list(self, user_id: str, default_limit: int) -> UserStreams:
-        r = await self._eval("list", user_id, default_limit)
-        return UserStreams(user_id, int(r[1]), bool(r[2]), _streams(user_id, r[3:]))
+    async def list(self, user_id: str, limits: Limits) -> UserStreams:
+        r = await self._eval("list", user_id, *_limit_args(limits))
+        return UserStreams(user_id, int(r[1]), r[2], _streams(user_id, r[4:]), r[3] or None)
 
-    async def stop_all(self, user_id: str) -> int:
-        return int(await self._eval("stop_all", user_id))
+    async def stop_all(self, user_id: str, actor: str = "") -> int:
+        return int(await self._eval("stop_all", user_id, actor))
 
-    async def _limit(self, user_id: str, op: str, value: int, default_limit: int) -> LimitInfo:
-        r = await self._eval("limit", user_id, op, value, default_limit)
-        return LimitInfo(user_id, int(r[0]), bool(r[1]))
+    async def _limit(
+        self, user_id: str, op: str, value: str | int, limits: Limits, actor: str = ""
+    ) -> LimitInfo:
+        r = await self._eval("limit", user_id, op, value, *_limit_args(limits), actor)
+        return LimitInfo(user_id, int(r[0]), r[1], r[2] or None)
 
-    async def get_limit(self, user_id: str, default_limit: int) -> LimitInfo:
-        return await self._limit(user_id, "get", 0, default_limit)
+    async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
+        return await self._limit(user_id, "get", 0, limits)
 
-    async def set_limit(self, user_id: str, limit: int | None, default_limit: int) -> LimitInfo:
+    async def set_limit(self, user_id: str, limit: int | None, limits: Limits, actor: str = "") -> LimitInfo:
         if limit is None:
-            return await self._limit(user_id, "clear", 0, default_limit)
-        return await self._limit(user_id, "set", limit, default_limit)
+            return await self._limit(user_id, "clear", 0, limits, actor)
+        return await self._limit(user_id, "set", limit, limits, actor)
+
+    async def set_plan(self, user_id: str, plan: str | None, limits: Limits) -> LimitInfo:
+        return await self._limit(user_id, "unplan" if plan is None else "plan", plan or "", limits)
+
+    async def events(self, user_id: str) -> tuple[Event, ...]:
+        return tuple(_event(raw) for raw in await self._eval("events", user_id))
 
     async def ping(self) -> None:
         """Ready: every primary answers and holds the scripts (loaded again if it lost them)."""

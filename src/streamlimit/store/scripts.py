@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-NAMES = ("start", "heartbeat", "stop", "list", "stop_all", "limit")
+NAMES = ("start", "heartbeat", "stop", "list", "stop_all", "limit", "events")
 
 
 @cache

@@ -1,8 +1,13 @@
--- Shared prelude, prepended to every script that touches leases.
--- KEYS[1] leases: sorted set, member = stream_id, score = expiry (ms, store clock)
--- KEYS[2] info:   hash, stream_id -> "<started_ms>" or "<started_ms>|<device>"
+-- Shared prelude, prepended to every script. Every script gets the same six keys of one user:
+-- KEYS[1] leases:   sorted set, member = stream_id, score = expiry (ms, store clock)
+-- KEYS[2] info:     hash, stream_id -> "<started_ms>" or "<started_ms>|<device>", and the
+--                   field '#epoch' (ids cannot contain '#')
+-- KEYS[3] settings: hash {limit = per-user override, plan = plan set by an admin}; no TTL
+-- KEYS[4] evicted:  hash, stream_id -> "<evicted_at_ms>|<replaced_by>"; kept one lease TTL
+-- KEYS[5] events:   list of JSON audit events, newest first, the last 100, 30 days
+-- KEYS[6] rate:     the start budget: GCRA theoretical arrival time (ms)
 -- invariant: after purge() no member with score <= now survives, and the hash has
--- exactly the sorted set's members; both keys expire when their last lease does.
+-- exactly the sorted set's members (plus '#epoch'); both expire when their last lease does.
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -40,6 +45,8 @@ local function touch()
   if last[2] then
     redis.call('PEXPIREAT', KEYS[1], last[2])
     redis.call('PEXPIREAT', KEYS[2], last[2])
+  else
+    redis.call('DEL', KEYS[2]) -- only '#epoch' is left, and next_epoch needs no memory of it
   end
 end
 
@@ -63,10 +70,68 @@ local function leases()
   return out
 end
 
-local function limit_of(default)
-  local v = redis.call('GET', KEYS[3])
-  if v then
-    return tonumber(v), 0
+-- override > plan (an admin's, then the caller's token's) > default: limit, source, plan name
+-- plans: "basic=1,standard=2" (names are [A-Za-z0-9_]+, checked by the service)
+local function limit_of(default, plans, hint)
+  local s = redis.call('HMGET', KEYS[3], 'limit', 'plan')
+  if s[1] then
+    return tonumber(s[1]), 'user', s[2] or ''
   end
-  return tonumber(default), 1
+  for _, plan in ipairs({s[2] or '', hint or ''}) do
+    if plan ~= '' then
+      local v = string.match(',' .. plans .. ',', ',' .. plan .. '=(%d+),')
+      if v then
+        return tonumber(v), 'plan', plan
+      end
+    end
+  end
+  return tonumber(default), 'default', ''
+end
+
+-- the oldest active lease by started_at (ties: smaller id), or nil
+local function oldest()
+  local best, best_started = nil, nil
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 1) ~= '#' then
+      local started = tonumber(string.match(all[i + 1], '^%d+'))
+      if best == nil or started < best_started or (started == best_started and bytes_lt(all[i], best)) then
+        best, best_started = all[i], started
+      end
+    end
+  end
+  return best
+end
+
+local function epoch_now()
+  return tonumber(redis.call('HGET', KEYS[2], '#epoch') or '0')
+end
+
+-- grows with every admission, and never goes back even after the user's keys expired: at least
+-- the store's clock in microseconds
+local function next_epoch(now)
+  local e = math.max(epoch_now() + 1, now * 1000)
+  redis.call('HSET', KEYS[2], '#epoch', int(e))
+  return e
+end
+
+local function record(now, action, actor, streams)
+  redis.call('LPUSH', KEYS[5], cjson.encode({at = now, action = action, actor = actor, streams = streams}))
+  redis.call('LTRIM', KEYS[5], 0, 99)
+  redis.call('PEXPIRE', KEYS[5], 2592000000)
+end
+
+-- spend one start of the per-minute budget; 0, or the ms to wait when it is spent
+local function spend_start(now, per_min)
+  if per_min <= 0 then
+    return 0
+  end
+  local period = 60000 / per_min
+  local tat = math.max(tonumber(redis.call('GET', KEYS[6]) or '0'), now)
+  local wait = tat + period - now - 60000
+  if wait > 0 then
+    return math.ceil(wait)
+  end
+  redis.call('SET', KEYS[6], int(tat + period), 'PX', math.max(1, math.ceil(tat + period - now)))
+  return 0
 end

@@ -1,12 +1,16 @@
 -- heartbeat: extend an active lease to at least now + ttl.
--- KEYS[1] leases, KEYS[2] info
 -- ARGV[1] stream_id, ARGV[2] ttl_ms
--- reply: {1, now_ms, expires_ms, info} or {0, now_ms} when not active
+-- reply: {1, now_ms, expires_ms, info}; {2, now_ms, "<evicted_at>|<replaced_by>"} when it was
+-- evicted within a lease TTL; {0, now_ms} when it is not active
 local now = now_ms()
 purge(now)
 local sid = ARGV[1]
 local score = redis.call('ZSCORE', KEYS[1], sid)
 if not score then
+  local tombstone = redis.call('HGET', KEYS[4], sid)
+  if tombstone then
+    return {2, now, tombstone}
+  end
   return {0, now}
 end
 local expires = math.max(tonumber(score), now + tonumber(ARGV[2]))

@@ -1,12 +1,18 @@
--- limit: read, set or clear the per-user limit override (persists until cleared, no TTL).
--- KEYS[1] leases (unused, keeps one key layout), KEYS[2] info (unused), KEYS[3] limit override
--- ARGV[1] 'get' | 'set' | 'clear', ARGV[2] new limit (for 'set'), ARGV[3] default limit
--- reply: {limit, is_default (0/1)}
+-- limit: read, set or clear the per-user limit override or plan (no TTL), recording changes.
+-- ARGV[1] 'get' | 'set' | 'clear' | 'plan' | 'unplan', ARGV[2] new limit or plan,
+-- ARGV[3] default limit, ARGV[4] plans, ARGV[5] plan hint, ARGV[6] actor
+-- reply: {limit, source, plan}
 local op = ARGV[1]
 if op == 'set' then
-  redis.call('SET', KEYS[3], ARGV[2])
+  redis.call('HSET', KEYS[3], 'limit', ARGV[2])
+  record(now_ms(), 'limit_set', ARGV[6], {})
 elseif op == 'clear' then
-  redis.call('DEL', KEYS[3])
+  redis.call('HDEL', KEYS[3], 'limit')
+  record(now_ms(), 'limit_cleared', ARGV[6], {})
+elseif op == 'plan' then
+  redis.call('HSET', KEYS[3], 'plan', ARGV[2])
+elseif op == 'unplan' then
+  redis.call('HDEL', KEYS[3], 'plan')
 end
-local limit, is_default = limit_of(ARGV[3])
-return {limit, is_default}
+local limit, source, plan = limit_of(ARGV[3], ARGV[4], ARGV[5])
+return {limit, source, plan}

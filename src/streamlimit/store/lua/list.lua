@@ -1,11 +1,10 @@
 -- list: the user's active leases and effective limit.
--- KEYS[1] leases, KEYS[2] info, KEYS[3] limit override
--- ARGV[1] default limit
--- reply: {now_ms, limit, is_default (0/1), id, expires_ms, info, id, ...}
+-- ARGV[1] default limit, ARGV[2] plans, ARGV[3] plan hint
+-- reply: {now_ms, limit, source, plan, id, expires_ms, info, id, ...}
 local now = now_ms()
 purge(now)
-local limit, is_default = limit_of(ARGV[1])
-local reply = {now, limit, is_default}
+local limit, source, plan = limit_of(ARGV[1], ARGV[2], ARGV[3])
+local reply = {now, limit, source, plan}
 for _, v in ipairs(leases()) do
   reply[#reply + 1] = v
 end

@@ -1,29 +1,59 @@
--- start: admit a lease if a slot is free, renew it if already active, else refuse.
--- KEYS[1] leases, KEYS[2] info, KEYS[3] limit override (string integer)
--- ARGV[1] stream_id, ARGV[2] info suffix ('' or '|<device>'), ARGV[3] ttl_ms, ARGV[4] default limit
--- reply: {1 admitted | 2 renewed, now_ms, limit, active, expires_ms, info}
---        {0 refused, now_ms, limit, active, id, expires_ms, info, id, ...}
+-- start: admit a lease if a slot is free (or evict the oldest, when asked), renew it if
+-- already active, else refuse; admissions spend the per-minute start budget.
+-- ARGV[1] stream_id, ARGV[2] info suffix ('' or '|<device>'), ARGV[3] ttl_ms, ARGV[4] default
+-- limit, ARGV[5] plans, ARGV[6] plan hint, ARGV[7] '1': evict the oldest when full,
+-- ARGV[8] actor, ARGV[9] starts per minute (0: no budget)
+-- reply (after the common head {status, now_ms, limit, active, source, plan, epoch}):
+--   1 admitted: expires_ms, info[, evicted_id, evicted_expires_ms, evicted_info]
+--   2 renewed:  expires_ms, info
+--   0 refused:  id, expires_ms, info, id, ...
+--   3 too many starts: retry_after_ms
 local now = now_ms()
 purge(now)
 local sid, ttl = ARGV[1], tonumber(ARGV[3])
-local limit = limit_of(ARGV[4])
+local limit, source, plan = limit_of(ARGV[4], ARGV[5], ARGV[6])
 local score = redis.call('ZSCORE', KEYS[1], sid)
 if score then
   local expires = math.max(tonumber(score), now + ttl)
   redis.call('ZADD', KEYS[1], int(expires), sid)
   touch()
-  return {2, now, limit, redis.call('ZCARD', KEYS[1]), expires, redis.call('HGET', KEYS[2], sid)}
+  local active = redis.call('ZCARD', KEYS[1])
+  return {2, now, limit, active, source, plan, epoch_now(), expires, redis.call('HGET', KEYS[2], sid)}
 end
 local active = redis.call('ZCARD', KEYS[1])
+local victim = nil
 if active >= limit then
-  local reply = {0, now, limit, active}
-  for _, v in ipairs(leases()) do
-    reply[#reply + 1] = v
+  if ARGV[7] ~= '1' or limit == 0 then
+    local reply = {0, now, limit, active, source, plan, epoch_now()}
+    for _, v in ipairs(leases()) do
+      reply[#reply + 1] = v
+    end
+    return reply
   end
-  return reply
+  victim = oldest()
 end
+local wait = spend_start(now, tonumber(ARGV[9]))
+if wait > 0 then
+  return {3, now, limit, active, source, plan, epoch_now(), wait}
+end
+local evicted = {}
+if victim then
+  evicted = {victim, tonumber(redis.call('ZSCORE', KEYS[1], victim)), redis.call('HGET', KEYS[2], victim)}
+  redis.call('ZREM', KEYS[1], victim)
+  redis.call('HDEL', KEYS[2], victim)
+  redis.call('HSET', KEYS[4], victim, int(now) .. '|' .. sid)
+  redis.call('PEXPIRE', KEYS[4], ttl)
+  record(now, 'evicted', ARGV[8], {victim})
+  active = active - 1
+end
+redis.call('HDEL', KEYS[4], sid)
 local info = int(now) .. ARGV[2]
 redis.call('ZADD', KEYS[1], int(now + ttl), sid)
 redis.call('HSET', KEYS[2], sid, info)
+local epoch = next_epoch(now)
 touch()
-return {1, now, limit, active + 1, now + ttl, info}
+local reply = {1, now, limit, active + 1, source, plan, epoch, now + ttl, info}
+for _, v in ipairs(evicted) do
+  reply[#reply + 1] = v
+end
+return reply

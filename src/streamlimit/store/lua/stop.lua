@@ -1,21 +1,11 @@
 -- stop: remove one active lease, the given one or (ARGV[1] == '') the oldest by started_at.
--- KEYS[1] leases, KEYS[2] info
--- ARGV[1] stream_id or ''
+-- ARGV[1] stream_id or '', ARGV[2] actor, ARGV[3] '1': record 'stopped_by_admin'
 -- reply: {1, now_ms, active_after, id, expires_ms, info} or {0, now_ms, active}
 local now = now_ms()
 purge(now)
 local sid = ARGV[1]
 if sid == '' then
-  local oldest, oldest_started = nil, nil
-  local all = redis.call('HGETALL', KEYS[2])
-  for i = 1, #all, 2 do
-    local started = tonumber(string.match(all[i + 1], '^%d+'))
-    if oldest == nil or started < oldest_started
-        or (started == oldest_started and bytes_lt(all[i], oldest)) then
-      oldest, oldest_started = all[i], started
-    end
-  end
-  sid = oldest
+  sid = oldest()
 end
 local score = sid and redis.call('ZSCORE', KEYS[1], sid)
 if not score then
@@ -25,4 +15,7 @@ local info = redis.call('HGET', KEYS[2], sid)
 redis.call('ZREM', KEYS[1], sid)
 redis.call('HDEL', KEYS[2], sid)
 touch()
+if ARGV[3] == '1' then
+  record(now, 'stopped_by_admin', ARGV[2], {sid})
+end
 return {1, now, redis.call('ZCARD', KEYS[1]), sid, tonumber(score), info}

@@ -1,8 +1,9 @@
--- stop_all: remove every lease of the user ("sign out of all devices").
--- KEYS[1] leases, KEYS[2] info
+-- stop_all: remove every lease of the user ("sign out of all devices"), and record it.
+-- ARGV[1] actor
 -- reply: number of leases that were active
 local now = now_ms()
 purge(now)
-local n = redis.call('ZCARD', KEYS[1])
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1], KEYS[2])
-return n
+record(now, 'stopped_all', ARGV[1], ids)
+return #ids
