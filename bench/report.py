@@ -146,7 +146,8 @@ def render(results: Results, chart_name: str) -> str:
         "(rusage). The service is `streamlimit serve` with `STREAMLIMIT_STORE_URL=redis://127.0.0.1:"
         "<port>/0` (TCP loopback), `STREAMLIMIT_LEASE_TTL_S=86400` so nothing seeded expires, "
         "`STREAMLIMIT_START_RATE_PER_MIN=0` (no per-user start budget: the compat and mix workloads "
-        "start many streams per user), every other setting at its default (`AUTH=none`); the store is the bundled valkey-server with `--appendonly yes "
+        "start many streams per user), every other setting at its default (`AUTH=none`); the store "
+        "is the bundled valkey-server with `--appendonly yes "
         f"--appendfsync everysec`, as documented for production, seeded with {cfg['users']:,} users "
         "x 1 active stream.",
         "",

@@ -33,7 +33,7 @@ import redis
 from streamlimit.api.render import rfc3339
 from streamlimit.ids import is_valid_id
 from streamlimit.settings import Settings
-from streamlimit.store.keys import KINDS, PREFIX, user_keys
+from streamlimit.store.keys import KINDS, PATTERN, TYPES, user_keys
 from tests.servers import RedisServer, Service
 
 TIMEOUT_S = 1.0  # the service's REQUEST_TIMEOUT_S: short, so no test sleeps long
@@ -41,19 +41,13 @@ CUT_MARGIN_S = 1.5  # how late past TIMEOUT_S a cut may come on a loaded 2-core 
 JSON_TYPE = {"content-type": "application/json"}
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 # a key of the layout (store/keys.py): the user part is checked with is_valid_id
-KEY = re.compile(rf"{PREFIX}:\{{u:(?P<user>[^{{}}]*)\}}:(?P<kind>{'|'.join(KINDS)})")
-# what each kind of key is (store/lua/_prelude.lua)
-TYPES = {
-    "leases": "zset",
-    "info": "hash",
-    "limit": "hash",
-    "evicted": "hash",
-    "events": "list",
-    "rate": "string",
-}
+KEY = PATTERN
 # the module's service runs with the default start budget: every admission sets the user's
 # "rate" key, which lives at least one budget period after the admission, then expires
 START_PERIOD_S = 60 / Settings.model_fields["start_rate_per_min"].default
+# _prelude.lua's touch(): an info hash left with only '#epoch' by the end of the last lease
+# expires this soon after
+EPOCH_LINGER_MS = 1000
 
 # ids outside the rule: each must be refused wherever it is sent, and never become a key
 BAD_IDS = {
@@ -138,6 +132,17 @@ def rate_keys_check(found: set[str], admitted: dict[str, float], scanned: float)
     return rate
 
 
+def lingering_epochs(store: redis.Redis, found: set[str], idle: set[str]) -> set[str]:
+    """The info keys in ``found`` of ``idle`` users (without leases), checked: each holds only
+    '#epoch' and expires within EPOCH_LINGER_MS (or has expired since the scan)."""
+    info = {k for k in found if k in {key(u, "info") for u in idle}}
+    for k in info:
+        assert set(store.hkeys(k)) <= {"#epoch"}, k
+        ttl = store.pttl(k)
+        assert ttl == -2 or 0 < ttl <= EPOCH_LINGER_MS, (k, ttl)
+    return info
+
+
 def info_value(store: redis.Redis, user: str, stream_id: str) -> tuple[str, str | None]:
     """The info hash's "<started_ms>" or "<started_ms>|<device>" of a stream, split."""
     value = store.hget(key(user, "info"), stream_id)
@@ -149,7 +154,8 @@ def info_value(store: redis.Redis, user: str, stream_id: str) -> tuple[str, str 
 
 def epoch_of(store: redis.Redis, user: str) -> int:
     value = store.hget(key(user, "info"), "#epoch")
-    assert isinstance(value, str) and value.isdigit(), (user, value)
+    assert isinstance(value, str), (user, value)
+    assert value.isdigit(), (user, value)
     return int(value)
 
 
@@ -319,17 +325,12 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
                 assert stream["user_id"] == user
                 assert stream["device"] == device_of(user, stream["stream_id"])
             source = "default" if user in cleared else "user"
-            assert (listing["limit"], listing["limit_source"], listing["plan"]) == (
-                limits[user],
-                source,
-                None,
-            )
+            limit = {"limit": limits[user], "limit_source": source, "plan": None}
+            assert {k: listing[k] for k in limit} == limit, user
             assert client.get(f"/v1/users/{user}/limit").json() == {
                 "user_id": user,
-                "limit": limits[user],
+                **limit,
                 "default": user in cleared,
-                "limit_source": source,
-                "plan": None,
             }
             count = client.get("/user/stream", params={"userId": user}).json()
             assert (count["activeStreams"], count["limit"]) == (len(streams), limits[user])
@@ -344,23 +345,23 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
         scanned = time.monotonic()
         found = neighbour_keys(store)
         rate = rate_keys_check(found, admitted, scanned)
-        assert rate <= {key(u, "rate") for u, streams in NEIGHBOURS.items() if streams}
+        lingering = lingering_epochs(store, found, {u for u, streams in expected.items() if not streams})
         fixed = {key(u, k) for u, streams in expected.items() if streams for k in ("leases", "info")}
         fixed |= {key(u, "limit") for u in expected if u not in cleared}
         fixed |= {key(u, "events") for u in expected}
-        assert found - rate == fixed
+        assert found - rate - lingering == fixed
         for user, streams in expected.items():
             assert sorted(store.zrange(key(user, "leases"), 0, -1)) == sorted(streams), user
-            # the info hash: one field per lease, and the epoch while there are leases
-            assert sorted(store.hkeys(key(user, "info"))) == sorted([*streams, "#epoch"] if streams else [])
+            if streams:  # the info hash: one field per lease, and the epoch
+                assert sorted(store.hkeys(key(user, "info"))) == sorted([*streams, "#epoch"]), user
             for sid in streams:
                 assert info_value(store, user, sid)[1] == device_of(user, sid)
             if streams and user != compat_stream[0]:
                 assert epoch_of(store, user) == epochs[user], user
             elif streams:  # the compat start came after the last v1 start
                 assert epoch_of(store, user) > epochs[user], user
-            limit = {} if user in cleared else {"limit": str(limits[user])}
-            assert store.hgetall(key(user, "limit")) == limit, user
+            override = {} if user in cleared else {"limit": str(limits[user])}
+            assert store.hgetall(key(user, "limit")) == override, user
             assert actions(store, user) == trails[user], user
 
     each_user_sees_only_its_own(active)

@@ -15,7 +15,6 @@ from the fixture's server, fails on pytest 9.2: it sets ``Node._nodeid``, which 
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,8 @@ import schemathesis
 from schemathesis import Case
 
 from streamlimit.api.openapi import SPEC
+from streamlimit.ids import is_valid_id
+from streamlimit.store.keys import PATTERN, TYPES
 from tests.servers import RedisServer, Service, free_port
 
 MAX_EXAMPLES = 30  # per operation, fuzzing phase (the coverage phase adds its own cases)
@@ -54,7 +55,8 @@ def config(mode: str, max_examples: int, checks: list[str]) -> schemathesis.Conf
     )
 
 
-KEY = re.compile(r"streamlimit:\{u:[A-Za-z0-9._:@+\-]{1,128}\}:(leases|info|limit)")
+# a key of the layout (store/keys.py), of the type its kind says; the user part must be a valid id
+KEY = PATTERN
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 OPERATIONS = sorted(
     f"{m.upper()} {path}" for path, item in SPEC["paths"].items() for m in item if m in METHODS
@@ -76,7 +78,7 @@ def test_the_served_document_is_the_one_fuzzed(service: Service) -> None:
     served = httpx.get(f"{service.url}/openapi.json", timeout=5)
     assert served.status_code == 200
     assert served.json() == SPEC
-    assert len(OPERATIONS) == 14, OPERATIONS  # every v1, compat and health operation
+    assert len(OPERATIONS) == 17, OPERATIONS  # every v1, compat and health operation
 
 
 schema = schemathesis.openapi.from_dict(SPEC, config=config("all", MAX_EXAMPLES, CHECKS))
@@ -110,10 +112,14 @@ def test_the_fuzzing_left_only_valid_keys_and_no_traceback(
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         keys = list(client.scan_iter(count=1000))
+        matches = {k: KEY.fullmatch(k) for k in keys}
+        assert keys, "the fuzzing should have created users"
+        assert [k for k, m in matches.items() if m is None or not is_valid_id(m["user"])] == []
+        # each of the type its kind says ("none": it expired since the scan)
+        types = {k: client.type(k) for k in keys}
+        assert [k for k, m in matches.items() if m and types[k] not in (TYPES[m["kind"]], "none")] == []
     finally:
         client.close()
-    assert keys, "the fuzzing should have created users"
-    assert [k for k in keys if not KEY.fullmatch(k)] == []
     assert httpx.get(f"{service.url}/healthz", timeout=5).status_code == 200
     log = service.log_path.read_text()
     assert "Traceback" not in log

@@ -51,6 +51,10 @@ class StreamEvicted(StreamNotActive):
         self.replaced_by = replaced_by
 
 
+class UnknownPlan(StreamLimitError):
+    """A plan name that is not one of the configured plans."""
+
+
 class TooManyStarts(StreamLimitError):
     """The user's per-minute budget of admissions is spent."""
 

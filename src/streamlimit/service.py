@@ -16,6 +16,7 @@ from streamlimit.errors import (
     StreamEvicted,
     StreamNotActive,
     TooManyStarts,
+    UnknownPlan,
 )
 from streamlimit.ids import ID_RULE, MAX_DEVICE_LEN, MAX_LIMIT, is_valid_id
 from streamlimit.models import (
@@ -224,7 +225,7 @@ class StreamService:
         check_id("user_id", user_id)
         if plan is not None and plan not in dict(self.policy.plans):
             names = ", ".join(name for name, _ in self.policy.plans) or "none configured"
-            raise InvalidInput("plan", f"plan must be one of the configured plans ({names})")
+            raise UnknownPlan(f"no plan {plan!r}; the configured plans: {names}")
         return await self.store.set_plan(user_id, plan, self.policy.limits())
 
     async def events(self, user_id: str) -> tuple[Event, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -14,7 +15,7 @@ from streamlimit.api.problems import RETRY_AFTER_S, Problem, problem_response
 from streamlimit.api.render import json
 from streamlimit.api.routing import Endpoint, resource, service_of
 from streamlimit.api.v1 import DEGRADED
-from streamlimit.errors import StoreUnavailable
+from streamlimit.errors import StoreUnavailable, TooManyStarts
 from streamlimit.ids import ID_RULE, is_valid_id
 from streamlimit.models import StartStatus
 
@@ -141,11 +142,18 @@ async def remove(request: Request) -> Response:
 
 
 def _unavailable_with_message(handler: Endpoint) -> Endpoint:
-    """The original clients read ``message``; an outage answer carries one too."""
+    """The original clients read ``message``; outage and start-budget answers carry one too."""
 
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
+        except TooManyStarts as exc:
+            retry_s = max(1, math.ceil(exc.retry_after_ms / 1000))
+            message = f"Too many streams started in the last minute, try again in {retry_s} s"
+            return problem_response(
+                request, 429, "too_many_starts", message, {"message": message, "retry_after_s": retry_s},
+                {"Retry-After": str(retry_s)},
+            )  # fmt: skip
         except StoreUnavailable:
             message = "The stream store is unavailable, please try again shortly"
             return problem_response(

@@ -22,7 +22,8 @@ def as_caller(principal: Principal, user_id: str) -> Caller:
     """The rules' view: the name for the audit trail, the token's plan, and whether this is
     someone acting on another user's account (an admin token or an API key)."""
     other = principal is not ANONYMOUS and principal.subject != user_id
-    return Caller(principal.name, principal.plan, admin=other)
+    # a plan claim describes the token's own user; an admin's says nothing about others
+    return Caller(principal.name, None if other else principal.plan, admin=other)
 
 
 def for_user(request: Request, user_id: str) -> Caller:

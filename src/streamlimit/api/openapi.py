@@ -54,7 +54,7 @@ _BAD = {
     },
     "408": _SLOW,
     "413": _TOO_LARGE,
-    "422": _problem("invalid id (`invalid_id`) or body (`invalid_body`)"),
+    "422": _problem("invalid id (`invalid_id`), body (`invalid_body`) or query (`invalid_query`)"),
     "503": _UNAVAILABLE,
 }
 _DEGRADED_HEADER = {
@@ -75,6 +75,17 @@ def _compat_body() -> dict[str, Any]:
         "content": {
             "application/json": {"schema": schema},
             "application/x-www-form-urlencoded": {"schema": schema},
+        },
+    }
+
+
+def _compat_403(description: str) -> dict[str, Any]:
+    """The original's JSON 403, or, under auth, the problem of a caller acting for another user."""
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": ref("CompatReply")},
+            "application/problem+json": {"schema": ref("Problem")},
         },
     }
 
@@ -203,7 +214,7 @@ _PATHS: dict[str, Any] = {
     "/v1/users/{user_id}/plan": {
         "parameters": _USER,
         "put": {
-            "summary": "Put the user on a configured plan (admin)",
+            "summary": "Put the user on a configured plan (admin); 404 `unknown_plan` for another name",
             "requestBody": {
                 "required": True,
                 "content": {
@@ -247,8 +258,12 @@ _PATHS: dict[str, Any] = {
             "requestBody": _compat_body(),
             "responses": {
                 "200": {**_json(ref("CompatReply"), "added (or degraded)"), "headers": _DEGRADED_HEADER},
-                "403": _json(ref("CompatReply"), "quota exceeded"),
                 **_COMPAT_BAD,
+                "403": _compat_403("quota exceeded; or (problem+json) `forbidden`"),
+                "429": {
+                    **_problem("too many starts in the last minute (`too_many_starts`, with `message`)"),
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+                },
             },
         },
         "delete": {
@@ -256,9 +271,9 @@ _PATHS: dict[str, Any] = {
             "requestBody": _compat_body(),
             "responses": {
                 "200": {**_json(ref("CompatReply"), "removed (or degraded)"), "headers": _DEGRADED_HEADER},
-                "403": _json(ref("CompatReply"), "no stream active"),
-                "404": _json(ref("CompatReply"), "stream not found"),
                 **_COMPAT_BAD,
+                "403": _compat_403("no stream active; or (problem+json) `forbidden`"),
+                "404": _json(ref("CompatReply"), "stream not found"),
             },
         },
     },

@@ -23,6 +23,7 @@ from streamlimit.errors import (
     StreamNotActive,
     TooManyStarts,
     Unauthenticated,
+    UnknownPlan,
 )
 
 log = logging.getLogger("streamlimit.api")
@@ -123,6 +124,10 @@ async def _evicted(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _unknown_plan(request: Request, exc: Exception) -> Response:
+    return problem_response(request, 404, "unknown_plan", str(exc), {"field": "plan"})
+
+
 async def _too_many(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TooManyStarts)
     retry_s = max(1, math.ceil(exc.retry_after_ms / 1000))
@@ -168,6 +173,7 @@ HANDLERS = {
     StreamNotActive: _not_active,
     StreamEvicted: _evicted,
     TooManyStarts: _too_many,
+    UnknownPlan: _unknown_plan,
     Unauthenticated: _unauthenticated,
     Forbidden: _forbidden,
     ClientDisconnect: _disconnected,

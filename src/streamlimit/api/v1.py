@@ -39,6 +39,8 @@ async def start(request: Request) -> Response:
     user_id = request.path_params["user_id"]
     who = for_user(request, user_id)
     on_limit = _one_query(request, "on_limit")
+    if on_limit not in (None, "reject", "evict_oldest"):
+        raise Problem(422, "invalid_query", "on_limit must be reject or evict_oldest", field="on_limit")
     body = await json_object(request, ("stream_id", "device"))
     stream_id, device = optional_str(body, "stream_id"), optional_str(body, "device")
     result = await service.start(user_id, stream_id, device, on_limit=on_limit, caller=who)

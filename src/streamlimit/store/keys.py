@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 PREFIX = "streamlimit"
-KINDS = ("leases", "info", "limit", "evicted", "events", "rate")
+# each kind of key, and the Redis type it holds (see lua/_prelude.lua)
+TYPES = {
+    "leases": "zset",
+    "info": "hash",
+    "limit": "hash",
+    "evicted": "hash",
+    "events": "list",
+    "rate": "string",
+}
+KINDS = tuple(TYPES)
+# any key of the layout; the user part still has to be checked as an id
+PATTERN = re.compile(rf"{PREFIX}:\{{u:(?P<user>[^{{}}]*)\}}:(?P<kind>{'|'.join(KINDS)})")
 
 
 def user_keys(user_id: str) -> tuple[str, ...]:

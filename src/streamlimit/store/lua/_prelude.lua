@@ -3,11 +3,12 @@
 -- KEYS[2] info:     hash, stream_id -> "<started_ms>" or "<started_ms>|<device>", and the
 --                   field '#epoch' (ids cannot contain '#')
 -- KEYS[3] settings: hash {limit = per-user override, plan = plan set by an admin}; no TTL
--- KEYS[4] evicted:  hash, stream_id -> "<evicted_at_ms>|<replaced_by>"; kept one lease TTL
+-- KEYS[4] evicted:  hash, stream_id -> "<evicted_at_ms>|<replaced_by>|<until_ms>" (one lease TTL)
 -- KEYS[5] events:   list of JSON audit events, newest first, the last 100, 30 days
 -- KEYS[6] rate:     the start budget: GCRA theoretical arrival time (ms)
 -- invariant: after purge() no member with score <= now survives, and the hash has
--- exactly the sorted set's members (plus '#epoch'); both expire when their last lease does.
+-- exactly the sorted set's members (plus '#epoch'); both expire when their last lease does (the
+-- info key, left with only '#epoch' by a stop, a second later).
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,7 +47,9 @@ local function touch()
     redis.call('PEXPIREAT', KEYS[1], last[2])
     redis.call('PEXPIREAT', KEYS[2], last[2])
   else
-    redis.call('DEL', KEYS[2]) -- only '#epoch' is left, and next_epoch needs no memory of it
+    -- only '#epoch' is left: keep it past this millisecond, after which next_epoch's clock floor
+    -- is above it anyway
+    redis.call('PEXPIRE', KEYS[2], 1000)
   end
 end
 

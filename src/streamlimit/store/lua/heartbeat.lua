@@ -7,9 +7,11 @@ purge(now)
 local sid = ARGV[1]
 local score = redis.call('ZSCORE', KEYS[1], sid)
 if not score then
-  local tombstone = redis.call('HGET', KEYS[4], sid)
-  if tombstone then
-    return {2, now, tombstone}
+  local at, by, til = string.match(redis.call('HGET', KEYS[4], sid) or '', '^(%d+)|(.*)|(%d+)$')
+  if til and tonumber(til) <= now then
+    redis.call('HDEL', KEYS[4], sid)
+  elseif at then
+    return {2, now, at .. '|' .. by}
   end
   return {0, now}
 end

@@ -36,20 +36,25 @@ local wait = spend_start(now, tonumber(ARGV[9]))
 if wait > 0 then
   return {3, now, limit, active, source, plan, epoch_now(), wait}
 end
+-- the new lease first: a store at maxmemory refuses a script's writes only until its first
+-- one, so the first write must be one that grows memory (ZADD), not a removal
+local info = int(now) .. ARGV[2]
+redis.call('ZADD', KEYS[1], int(now + ttl), sid)
+redis.call('HSET', KEYS[2], sid, info)
 local evicted = {}
 if victim then
   evicted = {victim, tonumber(redis.call('ZSCORE', KEYS[1], victim)), redis.call('HGET', KEYS[2], victim)}
   redis.call('ZREM', KEYS[1], victim)
   redis.call('HDEL', KEYS[2], victim)
-  redis.call('HSET', KEYS[4], victim, int(now) .. '|' .. sid)
-  redis.call('PEXPIRE', KEYS[4], ttl)
+  -- each tombstone carries its own end; the hash lives as long as its longest one
+  redis.call('HSET', KEYS[4], victim, int(now) .. '|' .. sid .. '|' .. int(now + ttl))
+  if redis.call('PTTL', KEYS[4]) < ttl then
+    redis.call('PEXPIRE', KEYS[4], ttl)
+  end
   record(now, 'evicted', ARGV[8], {victim})
   active = active - 1
 end
 redis.call('HDEL', KEYS[4], sid)
-local info = int(now) .. ARGV[2]
-redis.call('ZADD', KEYS[1], int(now + ttl), sid)
-redis.call('HSET', KEYS[2], sid, info)
 local epoch = next_epoch(now)
 touch()
 local reply = {1, now, limit, active + 1, source, plan, epoch, now + ttl, info}

@@ -1,0 +1,392 @@
+"""Store features on every backend: plan limits, eviction, epochs, the audit trail, the start
+budget, and evicting starts racing each other. Same backends and style as the contract."""
+
+from __future__ import annotations
+
+import asyncio
+from itertools import pairwise
+
+from streamlimit.models import Evicted, Limits, Start, StartResult, StartStatus, Stream
+from streamlimit.store.base import Store
+from tests import test_store_contract
+from tests.test_store_contract import Backend
+
+backend = test_store_contract.backend  # the contract's fixture: every store, set up the same way
+
+ADMITTED, RENEWED, REFUSED = StartStatus.ADMITTED, StartStatus.RENEWED, StartStatus.REFUSED
+PLANS = (("basic", 1), ("premium", 4))
+PLAIN = Start()
+EVICT = Start(evict_oldest=True, actor="dev-b")
+
+
+async def tick(b: Backend) -> None:
+    """Let the store's clock move on, so that the next lease starts later."""
+    if b.clock is not None:
+        await b.advance(1)
+    else:
+        await asyncio.sleep(0.003)
+
+
+def budget(b: Backend) -> int:
+    """Starts a minute: 3 on the fake clock; 120 (a 500 ms period) on real servers, to wait less."""
+    return 3 if b.clock is not None else 120
+
+
+async def admit(s: Store, u: str, sid: str, ttl: int, limits: Limits, how: Start = PLAIN) -> StartResult:
+    r = await s.start(u, sid, None, ttl, limits, how)
+    assert r.status is ADMITTED, r
+    assert r.stream is not None
+    assert r.epoch is not None
+    return r
+
+
+async def ids(s: Store, u: str) -> list[str]:
+    return [x.stream_id for x in (await s.list(u, Limits(100))).streams]
+
+
+# 1. limits: override > plan (an admin's, then the token's hint) > default
+
+
+def test_limit_resolution_override_then_plan_then_default(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl = "f-limits", b.ttl_ms * 40
+        hinted = Limits(3, PLANS, "premium")
+
+        async def expect(limits: Limits, limit: int, source: str, plan: str | None) -> None:
+            info = await s.get_limit(u, limits)
+            listed = await s.list(u, limits)
+            renewed = await s.start(u, "a", None, ttl, limits, PLAIN)
+            assert renewed.status is RENEWED
+            assert (info.limit, info.source, info.plan) == (limit, source, plan)
+            assert (listed.limit, listed.limit_source, listed.plan) == (limit, source, plan)
+            assert (renewed.limit, renewed.limit_source, renewed.plan) == (limit, source, plan)
+
+        first = await admit(s, u, "a", ttl, hinted)
+        assert (first.limit, first.limit_source, first.plan) == (4, "plan", "premium")
+        await expect(hinted, 4, "plan", "premium")
+        await expect(Limits(3, PLANS, "gold"), 3, "default", None)  # names no configured plan
+        await expect(Limits(3, PLANS), 3, "default", None)
+
+        basic = await s.set_plan(u, "basic", hinted)
+        assert (basic.limit, basic.source, basic.plan) == (1, "plan", "basic")
+        await expect(hinted, 1, "plan", "basic")  # the admin's plan beats the token's
+        await expect(Limits(3, PLANS), 1, "plan", "basic")
+        full = await s.start(u, "b", None, ttl, hinted, PLAIN)
+        assert (full.status, full.limit, full.limit_source, full.plan) == (REFUSED, 1, "plan", "basic")
+
+        override = await s.set_limit(u, 2, hinted, "ops")
+        assert (override.limit, override.source) == (2, "user")
+        await expect(hinted, 2, "user", override.plan)  # the override beats both plans
+        second = await admit(s, u, "b", ttl, hinted)
+        assert (second.limit, second.limit_source, second.active) == (2, "user", 2)
+
+        cleared = await s.set_limit(u, None, hinted, "ops")
+        assert (cleared.limit, cleared.source, cleared.plan) == (1, "plan", "basic")
+        await expect(hinted, 1, "plan", "basic")
+        unplanned = await s.set_plan(u, None, hinted)
+        assert (unplanned.limit, unplanned.source, unplanned.plan) == (4, "plan", "premium")
+        await expect(hinted, 4, "plan", "premium")
+        await expect(Limits(3, PLANS), 3, "default", None)
+        await s.set_plan(u, "gold", hinted)  # an admin's plan that is not configured: ignored
+        await expect(hinted, 4, "plan", "premium")
+
+    backend.run(body)
+
+
+# 2. eviction
+
+
+def test_evict_oldest_admits_and_replaces_the_oldest_stream(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-evict", b.ttl_ms * 40, Limits(2)
+        a = await s.start(u, "a", "tv", ttl, lim, PLAIN)
+        await tick(b)
+        await admit(s, u, "b", ttl, lim)
+        await tick(b)
+        refused = await s.start(u, "c", None, ttl, lim, PLAIN)  # without evict_oldest: as before
+        assert (refused.status, refused.evicted) == (REFUSED, None)
+        assert [x.stream_id for x in refused.streams] == ["a", "b"]
+
+        c = await s.start(u, "c", "phone", ttl, lim, EVICT)
+        assert (c.status, c.active, c.limit) == (ADMITTED, 2, 2)
+        assert c.evicted == a.stream  # the oldest, as it was
+        assert c.stream is not None
+        assert await ids(s, u) == ["b", "c"]
+        assert await s.heartbeat(u, "a", ttl) == Evicted("a", c.stream.started_at_ms, "c")
+        assert await ids(s, u) == ["b", "c"]  # the evicted one's heartbeat does not bring it back
+        assert isinstance(await s.heartbeat(u, "b", ttl), Stream)
+
+        await s.set_limit(u, 0, lim)
+        zero = await s.start(u, "d", None, ttl, lim, EVICT)  # limit 0: evict_oldest still refuses
+        assert (zero.status, zero.evicted, zero.limit) == (REFUSED, None, 0)
+        assert await ids(s, u) == ["b", "c"]
+        assert isinstance(await s.heartbeat(u, "b", ttl), Stream)
+
+    backend.run(body)
+
+
+def test_eviction_ties_on_start_time_go_to_the_smaller_stream_id(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-tie", b.ttl_ms * 40, Limits(2)
+        s9 = await admit(s, u, "s9", ttl, lim)
+        s10 = await admit(s, u, "s10", ttl, lim)  # the fake clock stands still: a tie
+        assert s9.stream is not None
+        assert s10.stream is not None
+        tie = s9.stream.started_at_ms == s10.stream.started_at_ms
+        assert tie or b.clock is None
+        new = await admit(s, u, "new", ttl, lim, EVICT)
+        assert new.evicted is not None
+        assert new.evicted.stream_id == ("s10" if tie else "s9")  # "s10" < "s9", byte by byte
+
+    backend.run(body)
+
+
+def test_a_tombstone_lasts_one_lease_ttl(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-tomb", b.ttl_ms, Limits(1)
+        await admit(s, u, "a", ttl, lim)
+        r = await admit(s, u, "b", ttl, lim, EVICT)
+        assert r.stream is not None
+        gone = Evicted("a", r.stream.started_at_ms, "b")
+        assert await s.heartbeat(u, "a", ttl) == gone
+        await b.advance(ttl // 2)
+        assert await s.heartbeat(u, "a", ttl) == gone
+        await b.advance(ttl // 2)
+        assert await s.heartbeat(u, "a", ttl) is None
+
+    backend.run(body)
+
+
+def test_a_later_eviction_does_not_prolong_an_earlier_tombstone(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-tomb2", b.ttl_ms, Limits(1)
+        await admit(s, u, "a", ttl, lim)
+        await admit(s, u, "b", ttl, lim, EVICT)  # evicts a
+        await b.advance(ttl // 2)
+        c = await admit(s, u, "c", ttl, lim, EVICT)  # evicts b, half a TTL later
+        assert c.stream is not None
+        await b.advance(ttl // 2)  # a's tombstone is one TTL old, b's half as old
+        assert await s.heartbeat(u, "a", ttl) is None
+        assert await s.heartbeat(u, "b", ttl) == Evicted("b", c.stream.started_at_ms, "c")
+
+    backend.run(body)
+
+
+def test_readmitting_an_evicted_stream_clears_its_tombstone(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-readmit", b.ttl_ms * 40, Limits(1)
+        await admit(s, u, "a", ttl, lim)
+        await admit(s, u, "b", ttl, lim, EVICT)
+        assert isinstance(await s.heartbeat(u, "a", ttl), Evicted)
+        await s.stop(u, "b")
+        await admit(s, u, "a", ttl, lim)
+        assert isinstance(await s.heartbeat(u, "a", ttl), Stream)
+        await s.stop(u, "a")
+        assert await s.heartbeat(u, "a", ttl) is None  # the tombstone is gone, not just hidden
+
+    backend.run(body)
+
+
+# 3. epochs
+
+
+def test_only_admissions_raise_the_epoch(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-epoch", b.ttl_ms * 40, Limits(2)
+        a = await admit(s, u, "a", ttl, lim)
+        bb = await admit(s, u, "b", ttl, lim)
+        assert bb.epoch is not None
+        assert a.epoch is not None
+        assert bb.epoch > a.epoch
+        assert (await s.start(u, "a", None, ttl, lim, PLAIN)).epoch == bb.epoch  # renewal
+        assert (await s.start(u, "c", None, ttl, lim, PLAIN)).epoch == bb.epoch  # refusal
+        await s.heartbeat(u, "a", ttl)
+        await s.stop(u, "b")
+        c = await admit(s, u, "c", ttl, lim)
+        d = await admit(s, u, "d", ttl, lim, EVICT)
+        assert c.epoch is not None
+        assert d.epoch is not None
+        assert bb.epoch < c.epoch < d.epoch
+        assert (await s.start(u, "d", None, ttl, lim, PLAIN)).epoch == d.epoch
+
+    backend.run(body)
+
+
+def test_the_epoch_keeps_rising_after_stop_all_stop_and_expiry(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, lim = "f-epoch2", Limits(2)
+        last = 0
+        for i in range(10):  # quick turns: the store's clock often stays on one millisecond
+            for sid, after in ((f"x{i}", "stop"), (f"y{i}", "stop_all")):
+                r = await admit(s, u, sid, b.ttl_ms, lim)
+                assert r.epoch is not None
+                assert r.epoch > last, (i, f"after {after}", r.epoch, last)
+                last = r.epoch
+                await (s.stop_all(u) if after == "stop" else s.stop(u, sid))
+        z = await admit(s, u, "z", b.ttl_ms, lim)
+        assert z.epoch is not None
+        assert z.epoch > last
+        last = z.epoch
+        await b.advance(b.ttl_ms)
+        assert (await s.list(u, lim)).active == 0
+        r = await admit(s, u, "after-expiry", b.ttl_ms, lim)
+        assert r.epoch is not None
+        assert r.epoch > last
+
+    backend.run(body)
+
+
+def test_epochs_are_per_user(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        ttl, lim = b.ttl_ms * 40, Limits(5)
+        mine = await admit(s, "f-ep-u", "a", ttl, lim)
+        theirs = [(await admit(s, "f-ep-v", f"v{i}", ttl, lim)).epoch or 0 for i in range(3)]
+        assert theirs[0] < theirs[1] < theirs[2]
+        assert (await s.start("f-ep-u", "a", None, ttl, lim, PLAIN)).epoch == mine.epoch
+        assert (await s.start("f-ep-v", "v0", None, ttl, lim, PLAIN)).epoch == theirs[-1]
+        assert ((await admit(s, "f-ep-u", "b", ttl, lim)).epoch or 0) > (mine.epoch or 0)
+
+    backend.run(body)
+
+
+# 4. the audit trail
+
+
+def test_events_record_evictions_admin_stops_stop_all_and_limit_changes(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-events", b.ttl_ms * 40, Limits(2)
+        assert await s.events(u) == ()
+        await admit(s, u, "a", ttl, lim)
+        await tick(b)
+        await admit(s, u, "b", ttl, lim)
+        await tick(b)
+        c = await admit(s, u, "c", ttl, lim, EVICT)
+        await s.stop(u, "b", "admin-0")  # not audited
+        await s.stop(u, "c", "admin-1", audit=True)
+        await s.stop(u, "nothing", "admin-1", audit=True)  # nothing stopped: nothing recorded
+        await admit(s, u, "d", ttl, lim)
+        await tick(b)
+        await admit(s, u, "e", ttl, lim)
+        assert await s.stop_all(u, "admin-2") == 2
+        await s.set_limit(u, 5, lim, "ops")
+        await s.set_limit(u, None, lim, "ops2")
+        trail = await s.events(u)
+        assert [(e.action, e.actor, e.streams) for e in trail] == [
+            ("limit_cleared", "ops2", ()),
+            ("limit_set", "ops", ()),
+            ("stopped_all", "admin-2", ("d", "e")),
+            ("stopped_by_admin", "admin-1", ("c",)),
+            ("evicted", "dev-b", ("a",)),
+        ]
+        assert c.stream is not None
+        assert trail[-1].at_ms == c.stream.started_at_ms
+        assert all(newer.at_ms >= older.at_ms for newer, older in pairwise(trail))
+        assert await s.events("f-events-other") == ()
+
+    backend.run(body)
+
+
+def test_stopped_all_lists_the_streams_in_start_order(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-stopall", b.ttl_ms * 40, Limits(3)
+        for sid in ["z", "a", "m"]:
+            await admit(s, u, sid, ttl, lim)
+            await tick(b)
+        assert isinstance(await s.heartbeat(u, "z", ttl), Stream)  # z now expires last
+        assert await ids(s, u) == ["z", "a", "m"]
+        assert await s.stop_all(u, "me") == 3
+        assert await s.stop_all(u, "me") == 0
+        trail = await s.events(u)
+        assert [(e.action, e.actor, e.streams) for e in trail] == [
+            ("stopped_all", "me", ()),
+            ("stopped_all", "me", ("z", "a", "m")),
+        ]
+
+    backend.run(body)
+
+
+def test_the_audit_trail_keeps_the_last_100_events_of_each_user(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, v, lim = "f-trail", "f-trail-other", Limits(3)
+        await s.set_limit(v, 1, lim, "theirs")
+        for i in range(101):
+            await s.set_limit(u, 2, lim, f"op{i}")
+        trail = await s.events(u)
+        assert [e.actor for e in trail] == [f"op{i}" for i in range(100, 0, -1)]  # op0 pushed out
+        assert {e.action for e in trail} == {"limit_set"}
+        assert [(e.action, e.actor) for e in await s.events(v)] == [("limit_set", "theirs")]
+
+    backend.run(body)
+
+
+# 5. the start budget
+
+
+def test_the_start_budget_refuses_too_many_admissions(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-budget", b.ttl_ms * 40, Limits(1)
+        per_min = budget(b)
+        how = Start(evict_oldest=True, actor="dev", starts_per_min=per_min)
+        last = await admit(s, u, "s0", ttl, lim, how)
+        for i in range(1, per_min):
+            last = await admit(s, u, f"s{i}", ttl, lim, how)
+        listed, trail = await s.list(u, lim), await s.events(u)
+
+        late = await s.start(u, "late", None, ttl, lim, how)
+        assert (late.status, late.stream, late.evicted) == (StartStatus.TOO_MANY, None, None)
+        assert (late.active, late.limit, late.epoch) == (1, 1, last.epoch)
+        assert 0 < late.retry_after_ms <= 60_000 // per_min
+        assert b.clock is None or late.retry_after_ms == 20_000
+        assert await s.list(u, lim) == listed  # admitted nothing, evicted nothing
+        assert await s.events(u) == trail  # recorded nothing
+        assert await s.heartbeat(u, "late", ttl) is None
+        assert isinstance(await s.heartbeat(u, f"s{per_min - 1}", ttl), Stream)
+
+        await b.advance(late.retry_after_ms)
+        again = await admit(s, u, "late", ttl, lim, how)
+        assert again.evicted is not None
+        assert again.evicted.stream_id == f"s{per_min - 1}"
+
+    backend.run(body)
+
+
+def test_refusals_and_renewals_spend_no_budget(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-budget2", b.ttl_ms * 40, Limits(1)
+        per_min = budget(b)
+        plain, evict = Start(starts_per_min=per_min), Start(True, "dev", per_min)
+        await admit(s, u, "s0", ttl, lim, plain)
+        for _ in range(5):
+            assert (await s.start(u, "other", None, ttl, lim, plain)).status is REFUSED
+            assert (await s.start(u, "s0", None, ttl, lim, evict)).status is RENEWED
+        for i in range(1, per_min):
+            await admit(s, u, f"s{i}", ttl, lim, evict)
+        spent = await s.start(u, "one-more", None, ttl, lim, evict)
+        assert spent.status is StartStatus.TOO_MANY
+
+    backend.run(body)
+
+
+# 6. evicting starts racing each other
+
+
+def test_simultaneous_evicting_starts_keep_the_limit(backend: Backend) -> None:
+    async def body(s: Store, b: Backend) -> None:
+        u, ttl, lim = "f-race", b.ttl_ms * 40, Limits(2)
+        wanted = [f"r{i:02d}" for i in range(30)]
+        results = await asyncio.gather(*(s.start(u, sid, None, ttl, lim, EVICT) for sid in wanted))
+        assert [r.status for r in results] == [ADMITTED] * len(wanted)
+        assert len({r.epoch for r in results}) == len(wanted)
+        replaced_by = {r.evicted.stream_id: sid for sid, r in zip(wanted, results, strict=True) if r.evicted}
+        active = await ids(s, u)
+        assert len(active) == 2
+        assert sorted([*active, *replaced_by]) == wanted  # each one still active or evicted once
+        for sid, by in replaced_by.items():
+            beat = await s.heartbeat(u, sid, ttl)
+            assert isinstance(beat, Evicted), (sid, beat)
+            assert beat.replaced_by == by
+        evictions = [e for e in await s.events(u) if e.action == "evicted"]
+        assert sorted(e.streams[0] for e in evictions) == sorted(replaced_by)
+        assert all(len(e.streams) == 1 and e.actor == "dev-b" for e in evictions)
+
+    backend.run(body)
