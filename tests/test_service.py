@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import NoReturn
 
@@ -10,7 +11,7 @@ import pytest
 
 from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable, StreamNotActive
 from streamlimit.models import StartStatus
-from streamlimit.service import Policy, StreamService
+from streamlimit.service import Caller, Policy, StreamService
 from streamlimit.store.memory import FakeClock, MemoryStore
 
 
@@ -97,3 +98,27 @@ def test_compat_starts_get_the_legacy_lease() -> None:
         assert (await service.list("u")).active == 1
 
     asyncio.run(main())
+
+
+def test_audit_events_are_also_structured_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    service = StreamService(MemoryStore(FakeClock()), Policy(default_limit=1))
+    admin = Caller("support", admin=True)
+
+    async def main() -> None:
+        await service.start("u", "a")
+        await service.start("u", "b", on_limit="evict_oldest", caller=Caller("u"))
+        await service.stop("u", "b", admin)
+        await service.stop("u", "gone", admin)  # nothing removed: nothing to record
+        await service.set_limit("u", 2, admin)
+        await service.stop_all("u", Caller("u"))
+
+    with caplog.at_level(logging.INFO, "streamlimit.audit"):
+        asyncio.run(main())
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "streamlimit.audit"]
+    assert [(e["action"], e["actor"], e["streams"]) for e in lines] == [
+        ("evicted", "u", ["a"]),
+        ("stopped_by_admin", "support", ["b"]),
+        ("limit_set", "support", []),
+        ("stopped_all", "u", []),
+    ]
+    assert all(e["event"] == "audit" and e["user_id"] == "u" for e in lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -36,6 +37,14 @@ from streamlimit.settings import Settings, is_plan_name
 from streamlimit.store.base import Store
 
 log = logging.getLogger("streamlimit.service")
+audit_log = logging.getLogger("streamlimit.audit")
+
+
+def _audit(action: str, user_id: str, actor: str, streams: tuple[str, ...] = ()) -> None:
+    """The audit trail's events as structured log lines too (the store keeps the last 100)."""
+    if audit_log.isEnabledFor(logging.INFO):
+        event = {"event": "audit", "action": action, "user_id": user_id, "actor": actor, "streams": streams}
+        audit_log.info(json.dumps(event, separators=(",", ":")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +161,8 @@ class StreamService:
             return StartResult(StartStatus.ADMITTED, stream, None, self.policy.default_limit, degraded=True)
         if result.status is StartStatus.TOO_MANY:
             raise TooManyStarts(user_id, result.retry_after_ms)
+        if result.evicted is not None:
+            _audit("evicted", user_id, caller.name, (result.evicted.stream_id,))
         return result
 
     def _evicts(self, on_limit: str | None) -> bool:
@@ -188,10 +199,13 @@ class StreamService:
         if stream_id is not None:
             check_id("stream_id", stream_id)
         try:
-            return await self.store.stop(user_id, stream_id, caller.name, caller.admin)
+            result = await self.store.stop(user_id, stream_id, caller.name, caller.admin)
         except StoreUnavailable as exc:
             self._degrade("stop", exc)
             return StopResult(None, None, degraded=True)
+        if caller.admin and result.removed is not None:
+            _audit("stopped_by_admin", user_id, caller.name, (result.removed.stream_id,))
+        return result
 
     async def list(self, user_id: str, caller: Caller = NOBODY) -> UserStreams:
         check_id("user_id", user_id)
@@ -207,7 +221,9 @@ class StreamService:
 
     async def stop_all(self, user_id: str, caller: Caller = NOBODY) -> int:
         check_id("user_id", user_id)
-        return await self.store.stop_all(user_id, caller.name)
+        stopped = await self.store.stop_all(user_id, caller.name)
+        _audit("stopped_all", user_id, caller.name)
+        return stopped
 
     async def get_limit(self, user_id: str, caller: Caller = NOBODY) -> LimitInfo:
         check_id("user_id", user_id)
@@ -218,7 +234,9 @@ class StreamService:
         check_id("user_id", user_id)
         if limit is not None and not 0 <= limit <= MAX_LIMIT:
             raise InvalidInput("limit", f"limit must be an integer from 0 to {MAX_LIMIT}")
-        return await self.store.set_limit(user_id, limit, self.policy.limits(), caller.name)
+        info = await self.store.set_limit(user_id, limit, self.policy.limits(), caller.name)
+        _audit("limit_cleared" if limit is None else "limit_set", user_id, caller.name)
+        return info
 
     async def set_plan(self, user_id: str, plan: str | None) -> LimitInfo:
         """Put the user on ``plan`` (one of the configured plans), or take them off it."""

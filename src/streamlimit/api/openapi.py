@@ -248,6 +248,7 @@ _PATHS: dict[str, Any] = {
             "parameters": [_param("userId", "query")],
             "responses": {
                 "200": _json(ref("CompatReply"), "count"),
+                **_AUTH,
                 "400": _problem("missing, repeated or invalid userId (`invalid_request`, with `message`)"),
                 "408": _SLOW,
                 "503": _COMPAT_UNAVAILABLE,
