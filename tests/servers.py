@@ -125,6 +125,7 @@ class Service:
 
     def start(self) -> Service:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIMIT_")}
+        env["STREAMLIMIT_LOG_FORMAT"] = "text"  # the tests read the log lines; test_observe checks json
         env |= {f"STREAMLIMIT_{k.upper()}": str(v) for k, v in self.settings.items()}
         env |= {"STREAMLIMIT_PORT": str(self.port), "STREAMLIMIT_STORE_URL": self.store_url}
         with open(self.log_path, "ab") as log:

@@ -21,7 +21,8 @@ class DownStore:
     async def _down(self, *args: object) -> NoReturn:
         raise StoreUnavailable("down")
 
-    start = heartbeat = stop = list = stop_all = get_limit = set_limit = set_plan = events = ping = _down
+    start = heartbeat = stop = list = stop_all = get_limit = set_limit = set_plan = events = _down
+    estimate_active = ping = _down
 
     async def close(self) -> None:
         return None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -52,19 +54,41 @@ def _exit_with(code: int) -> Callable[[int, FrameType | None], None]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from streamlimit.api import slow_clients
 
     settings, overrides = _settings(args)
     # workers are separate processes: they rebuild the same settings from the environment
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again so the
     # process dies of it; these handlers turn that into a clean exit status instead
     signal.signal(signal.SIGTERM, _exit_with(0))
     signal.signal(signal.SIGINT, _exit_with(130))
+    with _metrics_folder(settings):
+        _run(settings)
+    return 0
+
+
+@contextlib.contextmanager
+def _metrics_folder(settings: Settings) -> Iterator[None]:
+    """Several workers share their metrics through files in a fresh folder (prometheus_client's
+    multiprocess mode); it must be named before any worker imports prometheus_client."""
+    if not settings.metrics or settings.workers < 2:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="streamlimit-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        try:
+            yield
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
+def _run(settings: Settings) -> None:
+    import uvicorn
+
+    from streamlimit.api import slow_clients
+
     uvicorn.run(
         "streamlimit.api.app:create_app_from_env",
         factory=True,
@@ -78,7 +102,6 @@ def serve(args: argparse.Namespace) -> int:
         proxy_headers=False,  # nothing reads the client address: skip the per-request rewrite
         timeout_graceful_shutdown=10,
     )
-    return 0
 
 
 async def _check(settings: Settings) -> int:

@@ -10,7 +10,12 @@ class ConfigurationError(StreamLimitError):
 
 
 class StoreUnavailable(StreamLimitError):
-    """The store could not answer within its timeout (down, paused, unreachable, overloaded)."""
+    """The store could not answer within its timeout (down, paused, unreachable, overloaded).
+    ``kind``: ``timeout``, ``connection`` or ``refused`` (an error reply), for the metrics."""
+
+    def __init__(self, message: str, kind: str = "connection") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class StreamNotActive(StreamLimitError):

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     legacy_lease_ttl_s: float = Field(21600, ge=0.01, le=604800, description="lease of compat-API streams")
     on_store_error: Literal["allow", "deny"] = Field("allow", description="outage policy")
     store_timeout_ms: int = Field(500, ge=10, le=60000, description="store call timeout")
+    store_startup_wait_s: float = Field(
+        5, ge=0, le=600, description="at start-up, wait this long for the store before serving anyway"
+    )
     store_connections: int = Field(
         1, ge=1, le=64, description="pipelined store connections per process (calls share them)"
     )
@@ -79,6 +82,12 @@ class Settings(BaseSettings):
         None, description="redis-server/valkey-server for embedded:// (default: the bundled one)"
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="json lines, or text; auto: text on a terminal, json otherwise"
+    )
+    access_log: bool = Field(False, description="one log line per request (off: the hot path logs nothing)")
+    access_log_sample: float = Field(1.0, ge=0, le=1, description="share of requests logged when ACCESS_LOG")
+    metrics: bool = Field(True, description="serve Prometheus metrics at /metrics")
     auth: Literal["none", "jwt", "api_key"] = Field(
         "none", description="who may call: none (development), jwt, api_key"
     )

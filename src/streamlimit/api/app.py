@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from streamlimit import logs
-from streamlimit.api import accounts, compat, headers, health, openapi, v1
+from streamlimit.api import accounts, compat, headers, health, lifecycle, openapi, v1
+from streamlimit.api.observe import Observe
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
+from streamlimit.metrics import Metrics
 from streamlimit.service import Policy, StreamService
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
@@ -23,22 +26,34 @@ log = logging.getLogger("streamlimit.api")
 def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     """Build the app; the store is opened at start-up (unless given) and closed at shutdown."""
 
+    metrics = Metrics() if settings.metrics else None
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = store is None
-        s = await open_store(settings) if store is None else store
+        s = await open_store(settings, metrics=metrics) if store is None else store
         app.state.service = StreamService(s, Policy.from_settings(settings))
+        lifecycle.drain_on_sigterm(app)
+        sampler = lifecycle.sample_active_streams(s, metrics) if metrics else None
         try:
             yield
         finally:
+            app.state.draining = True
+            if sampler is not None:
+                sampler.cancel()
             if owned:
                 await s.close()
 
     routes = [*v1.ROUTES, *accounts.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES]
-    app = Starlette(
-        routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=headers.middleware(settings)
-    )
+    if metrics is not None:
+        routes.append(health.metrics_route(metrics))
+    middleware = [
+        Middleware(Observe, metrics, settings.access_log, settings.access_log_sample),
+        *headers.middleware(settings),
+    ]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.auth = authenticator_from(settings)  # a bad key file stops start-up here
+    app.state.draining = False
     if settings.auth == "none":
         log.warning(
             "STREAMLIMIT_AUTH=none: anyone who can reach %s:%d may start and stop anyone's streams "
@@ -52,5 +67,5 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
 def create_app_from_env() -> Starlette:
     """Factory for uvicorn workers: settings come from ``STREAMLIMIT_*`` variables."""
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     return create_app(settings)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
+from streamlimit.api.problems import problem_response
 from streamlimit.api.render import json
 from streamlimit.api.routing import resource, service_of
+from streamlimit.metrics import Metrics
 
 
 async def healthz(request: Request) -> Response:
@@ -14,8 +18,17 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    if request.app.state.draining:
+        return problem_response(request, 503, "draining", "shutting down: finishing in-flight requests")
     await service_of(request).store.ping()  # StoreUnavailable -> 503 store_unavailable
     return json({"status": "ready"})
+
+
+def metrics_route(metrics: Metrics) -> Route:
+    async def scrape(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return resource("/metrics", get=scrape)
 
 
 ROUTES = [resource("/healthz", get=healthz), resource("/readyz", get=readyz)]

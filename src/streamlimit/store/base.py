@@ -54,6 +54,9 @@ class Store(Protocol):
     async def events(self, user_id: str) -> tuple[Event, ...]:
         """The user's audit trail, newest first."""
 
+    async def estimate_active(self) -> int:
+        """Active streams of all users: exact, or (Redis) sampled from a part of the store."""
+
     async def ping(self) -> None:
         """Return when the store answers; raise ``StoreUnavailable`` otherwise."""
 

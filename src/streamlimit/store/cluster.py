@@ -87,6 +87,10 @@ class ClusterClient:
                 raise
         raise StoreUnavailable(f"cluster redirected slot {slot} more than {_REDIRECTS} times")
 
+    @property
+    def primary_count(self) -> int:
+        return len({a for a in self._slots if a is not None}) or 1
+
     async def broadcast(self, *args: str | int) -> None:
         await self._addr_after_refresh(0)
         primaries = sorted({a for a in self._slots if a is not None})

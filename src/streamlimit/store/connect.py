@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from streamlimit.errors import ConfigurationError, StoreUnavailable
@@ -17,6 +20,9 @@ from streamlimit.store.memory import Clock, MemoryStore, system_clock_ms
 from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import Client, RedisStore
 from streamlimit.store.sentinel import PrimaryLocator
+
+if TYPE_CHECKING:
+    from streamlimit.metrics import Metrics
 
 log = logging.getLogger("streamlimit.store")
 
@@ -71,7 +77,9 @@ def store_client(url: str, settings: Settings) -> Client:
     return PipelinedClient(endpoint(url)[0], timeout_s, conns, replica_ack=ack, ack_timeout_ms=ack_ms)
 
 
-async def open_store(settings: Settings, *, clock: Clock = system_clock_ms) -> Store:
+async def open_store(
+    settings: Settings, *, clock: Clock = system_clock_ms, metrics: Metrics | None = None
+) -> Store:
     """Build the store for ``settings.store_url``. A store that is down is not an error here."""
     url = settings.store_url
     scheme = scheme_of(url)
@@ -86,9 +94,21 @@ async def open_store(settings: Settings, *, clock: Clock = system_clock_ms) -> S
             log.warning("embedded store not running yet, the supervisor will retry: %s", exc)
         server.supervise()
         url, on_close = server.url, server.aclose
-    store = RedisStore(store_client(url, settings), on_close)
-    try:
-        await store.load_scripts()
-    except StoreUnavailable as exc:
-        log.warning("store not reachable at start-up, serving per on_store_error: %s", exc)
+    store = RedisStore(store_client(url, settings), on_close, metrics)
+    await _wait_for(store, settings.store_startup_wait_s)
     return store
+
+
+async def _wait_for(store: RedisStore, wait_s: float) -> None:
+    """Load the scripts, retrying for up to ``wait_s`` (a store starting next to us); then serve
+    anyway, per the outage policy, and let /readyz say whether the store answers."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            await store.load_scripts()
+            return
+        except StoreUnavailable as exc:
+            if time.monotonic() >= deadline:
+                log.warning("store not reachable at start-up, serving per on_store_error: %s", exc)
+                return
+        await asyncio.sleep(0.2)

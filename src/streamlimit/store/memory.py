@@ -193,6 +193,10 @@ class MemoryStore:
     async def events(self, user_id: str) -> tuple[Event, ...]:
         return tuple(self._user(user_id, self._clock()).events)
 
+    async def estimate_active(self) -> int:
+        now = self._clock()
+        return sum(1 for u in self._users.values() for s in u.leases.values() if s.expires_at_ms > now)
+
     async def ping(self) -> None:
         return None
 

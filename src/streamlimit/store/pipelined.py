@@ -79,7 +79,7 @@ class PipelinedClient:
         if waiter.done():
             return
         ms = f"{self._timeout_s * 1000:.0f} ms"
-        waiter.set_exception(StoreUnavailable(f"store call timed out after {ms}"))
+        waiter.set_exception(StoreUnavailable(f"store call timed out after {ms}", "timeout"))
         if conn.last_read <= asyncio.get_running_loop().time() - self._timeout_s:
             # nothing at all came back for a whole timeout: a dead peer, not a slow call
             conn.abort(StoreUnavailable(f"no reply from the store for {ms}; connection dropped"))
@@ -124,7 +124,7 @@ class PipelinedClient:
             if isinstance(exc, StoreUnavailable):
                 raise
             if isinstance(exc, TimeoutError):
-                raise StoreUnavailable(f"cannot connect to {where} within the timeout") from None
+                raise StoreUnavailable(f"cannot connect to {where} within the timeout", "timeout") from None
             raise StoreUnavailable(f"cannot connect to {where}: {exc}") from exc
         return conn
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streamlimit.errors import StoreUnavailable
 from streamlimit.models import (
@@ -21,8 +23,11 @@ from streamlimit.models import (
     UserStreams,
 )
 from streamlimit.store import scripts
-from streamlimit.store.keys import user_keys
+from streamlimit.store.keys import PATTERN, user_keys
 from streamlimit.store.resp import ReplyError
+
+if TYPE_CHECKING:
+    from streamlimit.metrics import Metrics
 
 _STATUS = {0: StartStatus.REFUSED, 1: StartStatus.ADMITTED, 2: StartStatus.RENEWED, 3: StartStatus.TOO_MANY}
 
@@ -70,13 +75,17 @@ class RedisStore:
         self,
         client: Client,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._client = client
         self._on_close = on_close
+        self._metrics = metrics
+        self._cursor = 0  # of the active-streams sample
         self._shas = {name: _sha1(scripts.source(name)) for name in scripts.NAMES}
 
     async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
         keys = user_keys(user_id)
+        started = time.perf_counter()
         try:
             try:
                 return await self._client.execute("EVALSHA", self._shas[name], len(keys), *keys, *args)
@@ -86,7 +95,18 @@ class RedisStore:
                 # a restarted or failed-over store forgot its scripts: EVAL sends and caches it
                 return await self._client.execute("EVAL", scripts.source(name), len(keys), *keys, *args)
         except ReplyError as exc:
-            raise StoreUnavailable(f"store refused the call: {exc}") from exc
+            self._failed("refused")
+            raise StoreUnavailable(f"store refused the call: {exc}", "refused") from exc
+        except StoreUnavailable as exc:
+            self._failed(exc.kind)
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.store_seconds.labels(name).observe(time.perf_counter() - started)
+
+    def _failed(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.store_errors.labels(kind).inc()
 
     async def load_scripts(self) -> None:
         """Register every script on every primary, so the first requests need no EVAL."""
@@ -158,6 +178,19 @@ class RedisStore:
 
     async def events(self, user_id: str) -> tuple[Event, ...]:
         return tuple(_event(raw) for raw in await self._eval("events", user_id))
+
+    async def estimate_active(self) -> int:
+        """Active streams, estimated from one SCAN page (continuing where the last one ended):
+        streams per sampled key x keys in the store (x primaries, on a cluster)."""
+        cursor, keys = await self._client.execute("SCAN", self._cursor, "COUNT", 1000)
+        self._cursor = int(cursor)
+        leases = [k for k in keys if k.endswith(":leases") and PATTERN.fullmatch(k)]
+        now_ms = int(time.time() * 1000)
+        counts = await asyncio.gather(
+            *(self._client.execute("ZCOUNT", k, f"({now_ms}", "+inf") for k in leases)
+        )
+        size = int(await self._client.execute("DBSIZE")) * getattr(self._client, "primary_count", 1)
+        return round(sum(counts) / len(keys) * size) if keys else 0
 
     async def ping(self) -> None:
         """Ready: every primary answers and holds the scripts (loaded again if it lost them)."""

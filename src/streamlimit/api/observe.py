@@ -1,0 +1,109 @@
+"""Every request, seen from outside the routes: a request id (taken from ``X-Request-ID`` or
+made, and echoed back), the request counter and latency histogram by route and outcome, and
+the access log line (off by default, sampled when on)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from streamlimit.metrics import Metrics
+
+log = logging.getLogger("streamlimit.access")
+
+# (method, route path) -> the route label of the metrics
+ROUTES = {
+    ("POST", "/v1/users/{user_id}/streams"): "start",
+    ("GET", "/v1/users/{user_id}/streams"): "list",
+    ("DELETE", "/v1/users/{user_id}/streams"): "stop_all",
+    ("POST", "/v1/users/{user_id}/streams/{stream_id}/heartbeat"): "heartbeat",
+    ("GET", "/v1/users/{user_id}/streams/{stream_id}"): "get_stream",
+    ("DELETE", "/v1/users/{user_id}/streams/{stream_id}"): "stop",
+    ("GET", "/v1/users/{user_id}/limit"): "limit_get",
+    ("PUT", "/v1/users/{user_id}/limit"): "limit_set",
+    ("DELETE", "/v1/users/{user_id}/limit"): "limit_clear",
+    ("PUT", "/v1/users/{user_id}/plan"): "plan_set",
+    ("DELETE", "/v1/users/{user_id}/plan"): "plan_clear",
+    ("GET", "/v1/users/{user_id}/events"): "events",
+    ("GET", "/user/stream"): "compat_count",
+    ("POST", "/user/stream"): "compat_add",
+    ("DELETE", "/user/stream"): "compat_remove",
+    ("GET", "/healthz"): "healthz",
+    ("GET", "/readyz"): "readyz",
+    ("GET", "/metrics"): "metrics",
+}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+\-]{1,128}")  # anything else is replaced, not echoed
+
+
+def outcome(route: str, status: int, degraded: bool) -> str:
+    """admitted, renewed, refused, evicted, not_active, degraded, store_error, ok or rejected."""
+    if status == 503:
+        return "store_error"
+    if degraded:
+        return "degraded"
+    if route in ("start", "compat_add"):
+        if status == 201 or (route == "compat_add" and status == 200):
+            return "admitted"
+        if status == 200:
+            return "renewed"
+        if status in (409, 429) or (route == "compat_add" and status == 403):
+            return "refused"
+    if route == "heartbeat":
+        return {200: "renewed", 404: "not_active", 410: "evicted"}.get(status, "rejected")
+    return "ok" if status < 400 else "rejected"
+
+
+class Observe:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None, access_log: bool, sample: float) -> None:
+        self.app, self.metrics = app, metrics
+        self.sample = sample if access_log else 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        answer = {"status": 500, "degraded": False}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                headers = message.get("headers", [])
+                answer["degraded"] = any(k == b"x-streamlimit-degraded" for k, _ in headers)
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, request_id, int(answer["status"]), bool(answer["degraded"]), started)
+
+    def _record(self, scope: Scope, request_id: str, status: int, degraded: bool, started: float) -> None:
+        took = time.perf_counter() - started
+        route_obj = scope.get("route")
+        path = getattr(route_obj, "path", None)
+        route = ROUTES.get((scope["method"], path), "other") if path else "other"
+        result = outcome(route, status, degraded)
+        if self.metrics is not None:
+            self.metrics.requests.labels(route, result).inc()
+            self.metrics.request_seconds.labels(route).observe(took)
+        if self.sample and (self.sample >= 1 or random.random() < self.sample):  # noqa: S311
+            params = scope.get("path_params", {})
+            fields = {
+                "request_id": request_id,
+                "method": scope["method"],
+                "route": route,
+                "status": status,
+                "outcome": result,
+                "user_id": params.get("user_id"),
+                "stream_id": params.get("stream_id"),
+                "latency_ms": round(took * 1000, 3),
+            }
+            log.info("request", extra={"fields": fields})

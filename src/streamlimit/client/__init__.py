@@ -1,0 +1,50 @@
+"""A Python client of the streamlimit v1 API.
+
+``AsyncStreamLimitClient`` (asyncio, on httpx) and ``StreamLimitClient`` (blocking, the same
+methods run on a background event loop). ``client.stream(...)`` holds a stream for a ``with``
+block: start, heartbeats in the background, stop; ``on_lost`` and ``LeaseLost`` when the
+service ends it::
+
+    async with AsyncStreamLimitClient("http://127.0.0.1:3000", token=token) as client:
+        async with client.stream("alice", device="tv", on_lost=print) as lease:
+            await play(lease.stream_id)
+"""
+
+from streamlimit.client.aio import AsyncStreamLimitClient, OnLimit
+from streamlimit.client.errors import (
+    Forbidden,
+    LeaseLost,
+    LimitReached,
+    StreamEvicted,
+    StreamLimitError,
+    StreamNotActive,
+    TooManyStarts,
+    Unauthenticated,
+    Unavailable,
+)
+from streamlimit.client.lease import Lease, OnLost
+from streamlimit.client.sync import StreamLimitClient
+from streamlimit.client.types import Event, LeaseInfo, LimitInfo, StartInfo, StreamInfo, StreamList
+
+__all__ = [
+    "AsyncStreamLimitClient",
+    "Event",
+    "Forbidden",
+    "Lease",
+    "LeaseInfo",
+    "LeaseLost",
+    "LimitInfo",
+    "LimitReached",
+    "OnLimit",
+    "OnLost",
+    "StartInfo",
+    "StreamEvicted",
+    "StreamInfo",
+    "StreamLimitClient",
+    "StreamLimitError",
+    "StreamList",
+    "StreamNotActive",
+    "TooManyStarts",
+    "Unauthenticated",
+    "Unavailable",
+]

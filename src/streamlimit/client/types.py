@@ -1,0 +1,150 @@
+"""The client's return values: small frozen dataclasses parsed from the service's JSON.
+
+Times are timezone-aware ``datetime`` objects in UTC. Members the service may add later are
+ignored, so a newer service does not break an older client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+
+def parse_time(stamp: str) -> datetime:
+    """An RFC 3339 time such as ``2026-11-28T10:00:00.000Z`` -> an aware ``datetime`` (UTC)."""
+    return datetime.fromisoformat(stamp)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """One active stream (a lease) of a user."""
+
+    user_id: str
+    stream_id: str
+    device: str | None
+    started_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def parse(cls, b: Mapping[str, Any]) -> StreamInfo:
+        return cls(
+            b["user_id"],
+            b["stream_id"],
+            b["device"],
+            parse_time(b["started_at"]),
+            parse_time(b["expires_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo(StreamInfo):
+    """A stream just started or renewed by a heartbeat: heartbeat every ``heartbeat_interval_s``;
+    without one the lease ends ``lease_ttl_s`` after the last. ``degraded``: the store was down and
+    the service let the request through without recording it (``ON_STORE_ERROR=allow``)."""
+
+    heartbeat_interval_s: float
+    lease_ttl_s: float
+    degraded: bool
+
+    @classmethod
+    def parse(cls, b: Mapping[str, Any]) -> LeaseInfo:
+        s = StreamInfo.parse(b)
+        return cls(
+            s.user_id,
+            s.stream_id,
+            s.device,
+            s.started_at,
+            s.expires_at,
+            float(b["heartbeat_interval_s"]),
+            float(b["lease_ttl_s"]),
+            bool(b["degraded"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StartInfo(LeaseInfo):
+    """The answer to a start. ``admitted``: a new stream took a slot (201); False when an active
+    stream was renewed, or the answer is degraded (200). ``epoch`` grows with every admission of
+    the user (fencing); ``evicted`` is the stream that ``on_limit="evict_oldest"`` replaced."""
+
+    admitted: bool
+    active: int
+    limit: int
+    limit_source: str
+    plan: str | None
+    epoch: int
+    evicted: StreamInfo | None
+
+    @classmethod
+    def parse_start(cls, b: Mapping[str, Any], admitted: bool) -> StartInfo:
+        lease = LeaseInfo.parse(b)
+        evicted = b.get("evicted")
+        return cls(
+            **{f.name: getattr(lease, f.name) for f in fields(LeaseInfo)},
+            admitted=admitted,
+            active=int(b["active"]),
+            limit=int(b["limit"]),
+            limit_source=b["limit_source"],
+            plan=b.get("plan"),
+            epoch=int(b["epoch"]),
+            evicted=StreamInfo.parse(evicted) if evicted else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamList:
+    """A user's active streams, oldest first, and the room left under the limit."""
+
+    user_id: str
+    active: int
+    limit: int
+    limit_source: str
+    plan: str | None
+    remaining: int
+    quota_exhausted: bool
+    streams: tuple[StreamInfo, ...]
+
+    @classmethod
+    def parse(cls, b: Mapping[str, Any]) -> StreamList:
+        return cls(
+            b["user_id"],
+            int(b["active"]),
+            int(b["limit"]),
+            b["limit_source"],
+            b.get("plan"),
+            int(b["remaining"]),
+            bool(b["quota_exhausted"]),
+            tuple(StreamInfo.parse(s) for s in b["streams"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LimitInfo:
+    """A user's stream limit; ``limit_source`` is ``user`` (an override), ``plan`` or ``default``."""
+
+    user_id: str
+    limit: int
+    default: bool
+    limit_source: str
+    plan: str | None
+
+    @classmethod
+    def parse(cls, b: Mapping[str, Any]) -> LimitInfo:
+        return cls(b["user_id"], int(b["limit"]), bool(b["default"]), b["limit_source"], b.get("plan"))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One audit event (``evicted``, ``stopped_all``, ``stopped_by_admin``, ``limit_set``,
+    ``limit_cleared``): who did it and to which streams."""
+
+    at: datetime
+    action: str
+    actor: str | None
+    streams: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, b: Mapping[str, Any]) -> Event:
+        return cls(parse_time(b["at"]), b["action"], b.get("actor"), tuple(b.get("streams") or ()))

@@ -1,0 +1,62 @@
+"""Prometheus metrics (``streamlimit_*``) on a registry owned by the app.
+
+With several workers, ``streamlimit serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+folder before any worker starts: each worker writes its values there, and ``/metrics`` (in any
+worker) reads them all. The variable must be set before ``prometheus_client`` is imported,
+which is why this module is only imported by the app factory and the store, not at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from streamlimit import __version__
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """Every metric of the service; one instance per process."""
+
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        # in multiprocess mode values go to files and the registry is rebuilt per scrape
+        self.registry = CollectorRegistry()
+        reg = None if self.multiprocess else self.registry
+        self.requests = Counter(
+            "streamlimit_requests", "HTTP requests by route and outcome", ["route", "outcome"], registry=reg
+        )
+        self.request_seconds = Histogram(
+            "streamlimit_request_duration_seconds", "HTTP request latency by route", ["route"],
+            buckets=LATENCY_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.store_seconds = Histogram(
+            "streamlimit_store_call_duration_seconds", "store round trip by script", ["script"],
+            buckets=LATENCY_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.store_errors = Counter(
+            "streamlimit_store_errors", "store calls that failed, by kind", ["kind"], registry=reg
+        )
+        self.active_streams = Gauge(
+            "streamlimit_active_streams", "active streams (an estimate from a sample of the store)",
+            registry=reg, multiprocess_mode="mostrecent",
+        )  # fmt: skip
+        self.build_info = Gauge(
+            "streamlimit_build_info",
+            "the running version",
+            ["version"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.build_info.labels(__version__).set(1)
+
+    def exposition(self) -> bytes:
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
