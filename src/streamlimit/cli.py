@@ -1,4 +1,4 @@
-"""streamlimit serve | check | token mint | api-key new."""
+"""streamlimit serve | check | streams | limit | events | token mint | api-key new."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from streamlimit import logs
 from streamlimit.auth.mint import key_and_line, mint_token
 from streamlimit.errors import ConfigurationError, StoreUnavailable
+from streamlimit.remote import add_remote_commands
 from streamlimit.settings import ENV_PREFIX, Settings, describe_error
 from streamlimit.store.connect import open_store, scheme_of
 
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_)
         _add_setting_flags(p)
         p.set_defaults(func=func)
+    add_remote_commands(sub)
     _auth_commands(sub)
     args = parser.parse_args(argv)
     try:

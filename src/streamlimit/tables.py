@@ -1,0 +1,91 @@
+"""Output of the remote CLI commands: aligned tables and one-line summaries for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from streamlimit.client.types import Event, LeaseInfo, LimitInfo, StartInfo, StreamInfo, StreamList
+
+
+def to_json(value: object) -> str:
+    """One JSON object: dataclasses as objects, tuples as arrays, times as RFC 3339."""
+
+    def default(o: object) -> Any:
+        if isinstance(o, datetime):
+            return o.isoformat()
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.dumps(value, default=default, sort_keys=False)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Columns left-aligned to their widest cell, two spaces apart."""
+    lines = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def expires_in(at: datetime, now: datetime | None = None) -> str:
+    left = (at - (now or datetime.now(UTC))).total_seconds()
+    return f"{max(0, round(left))}s"
+
+
+def streams_table(streams: Sequence[StreamInfo]) -> str:
+    if not streams:
+        return "(no active streams)"
+    now = datetime.now(UTC)
+    rows = [
+        (s.stream_id, s.device or "-", stamp(s.started_at), expires_in(s.expires_at, now)) for s in streams
+    ]
+    return table(("STREAM ID", "DEVICE", "STARTED", "EXPIRES IN"), rows)
+
+
+def _source(limit_source: str, plan: str | None) -> str:
+    return f"limit from plan {plan}" if limit_source == "plan" and plan else f"limit from {limit_source}"
+
+
+def stream_list(s: StreamList) -> str:
+    head = f"{s.user_id}: {s.active} of {s.limit} active, {_source(s.limit_source, s.plan)}"
+    return f"{head}, {s.remaining} remaining\n{streams_table(s.streams)}"
+
+
+def started(s: StartInfo) -> str:
+    verb = "started" if s.admitted else "renewed"
+    line = f"{verb} {s.stream_id} for {s.user_id} ({s.active} of {s.limit} active, "
+    line += f"{_source(s.limit_source, s.plan)})"
+    if s.evicted is not None:
+        device = f" ({s.evicted.device})" if s.evicted.device else ""
+        line += f"; evicted {s.evicted.stream_id}{device}"
+    if s.degraded:
+        line += "; degraded: the store is down, the stream was not recorded"
+    return line + f"\nheartbeat every {s.heartbeat_interval_s:g}s; expires in {expires_in(s.expires_at)}"
+
+
+def renewed(s: LeaseInfo) -> str:
+    line = f"renewed {s.stream_id} for {s.user_id}: expires in {expires_in(s.expires_at)}"
+    return line + ("; degraded: the store is down" if s.degraded else "")
+
+
+def limit(i: LimitInfo) -> str:
+    return f"{i.user_id}: limit {i.limit} ({_source(i.limit_source, i.plan)})"
+
+
+def events(user_id: str, evs: Sequence[Event]) -> str:
+    if not evs:
+        return f"{user_id}: no events"
+    rows = [(stamp(e.at), e.action, e.actor or "-", ",".join(e.streams) or "-") for e in evs]
+    return table(("AT", "ACTION", "ACTOR", "STREAMS"), rows)
