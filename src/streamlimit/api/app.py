@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from streamlimit import logs
-from streamlimit.api import accounts, compat, headers, health, lifecycle, openapi, v1
+from streamlimit.api import accounts, compat, console, headers, health, lifecycle, openapi, v1
 from streamlimit.api.observe import Observe
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             if owned:
                 await s.close()
 
-    routes = [*v1.ROUTES, *accounts.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES]
+    routes = [*v1.ROUTES, *accounts.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES, *console.ROUTES]
     if metrics is not None:
         routes.append(health.metrics_route(metrics))
     middleware = [

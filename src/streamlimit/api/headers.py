@@ -16,6 +16,12 @@ _SECURITY = [
 ]
 # the API serves JSON only; the Swagger UI page (/docs) needs its own scripts and styles
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# the operator console (/console): its own script, style and API calls, all from this origin
+CONSOLE_CSP = (
+    b"content-security-policy",
+    b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+)
 
 
 class SecurityHeaders:
@@ -26,7 +32,13 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = _SECURITY if scope["path"].startswith("/docs") else [*_SECURITY, _CSP]
+        path: str = scope["path"]
+        if path.startswith("/docs"):
+            extra = _SECURITY
+        elif path == "/console" or path.startswith("/console/"):
+            extra = [*_SECURITY, CONSOLE_CSP]
+        else:
+            extra = [*_SECURITY, _CSP]
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
