@@ -359,7 +359,9 @@ async def kill_one_service_mid_load(a: Service, b: Service) -> ServiceKill:
             await asyncio.to_thread(a.proc.wait, 5)
             deadline = killed_wall + TTL_S + 3
             polls = await asyncio.gather(*(poll_until_free(c, b.url, u, deadline) for u in users["a"]))
-            await asyncio.sleep(0.3)  # b's load goes on a little after a's leases are gone
+            # b's load goes on past a full lease TTL after the kill (a's leases may end up to one
+            # beat earlier than that) and a little after a's slots were seen free
+            await asyncio.sleep(max(0.3, killed + TTL_S + 0.3 - time.monotonic()))
         finally:
             done.set()
             await asyncio.gather(*tasks)
