@@ -9,6 +9,7 @@ which is why this module is only imported by the app factory and the store, not 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -53,6 +54,30 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.build_info.labels(__version__).set(1)
+        # label children by label values: ``labels()`` costs a lock and a tuple build per call,
+        # a dict lookup does not; every label set is from a small fixed set (routes, outcomes,
+        # scripts, error kinds), so these stay small
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._request_seconds: dict[str, Any] = {}
+        self._store_seconds: dict[str, Any] = {}
+
+    def request(self, route: str, outcome: str, seconds: float) -> None:
+        """One HTTP request answered: counted by route and outcome, timed by route."""
+        counter = self._requests.get((route, outcome))
+        if counter is None:
+            counter = self._requests[route, outcome] = self.requests.labels(route, outcome)
+        counter.inc()
+        timer = self._request_seconds.get(route)
+        if timer is None:
+            timer = self._request_seconds[route] = self.request_seconds.labels(route)
+        timer.observe(seconds)
+
+    def store_call(self, script: str, seconds: float) -> None:
+        """One store call answered, timed by script."""
+        timer = self._store_seconds.get(script)
+        if timer is None:
+            timer = self._store_seconds[script] = self.store_seconds.labels(script)
+        timer.observe(seconds)
 
     def exposition(self) -> bytes:
         if not self.multiprocess:

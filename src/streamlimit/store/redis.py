@@ -102,7 +102,7 @@ class RedisStore:
             raise
         finally:
             if self._metrics is not None:
-                self._metrics.store_seconds.labels(name).observe(time.perf_counter() - started)
+                self._metrics.store_call(name, time.perf_counter() - started)
 
     def _failed(self, kind: str) -> None:
         if self._metrics is not None:
