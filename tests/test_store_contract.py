@@ -249,3 +249,34 @@ def test_an_idle_user_leaves_only_its_limit_override_and_audit_trail_behind(
         assert 29.9 < ttl_days <= 30
 
     backend.run(body)
+
+
+def test_the_memory_store_forgets_idle_users_as_redis_expires_their_keys() -> None:
+    """Every user ever looked up (a list of a random id, an expired lease) would otherwise stay
+    in the process forever; what an idle user still has (an override, an audit trail, a spent
+    start budget) keeps it, until that too would have expired in Redis."""
+    clock = FakeClock()
+    s = MemoryStore(clock)
+
+    async def body() -> None:
+        await s.set_limit("kept", 2, Limits(3))  # configuration: kept, like Redis' limit key
+        admitted = await s.start("budget", "a", None, 1_000, Limits(3), Start(starts_per_min=1))
+        first_epoch = admitted.epoch
+        for i in range(5_000):  # lookups and leases of many users, all idle a second later
+            await s.list(f"looked-up-{i}", Limits(3))
+            await s.start(f"played-{i}", "a", None, 1_000, Limits(3), Start())
+        clock.advance(1_001)
+        for i in range(5_000):
+            await s.list(f"later-{i}", Limits(3))
+        assert s.users_held() < 4_000, s.users_held()  # swept: not 15,000
+        assert (await s.get_limit("kept", Limits(3))).limit == 2
+        again = await s.start("budget", "b", None, 1_000, Limits(3), Start(starts_per_min=1))
+        assert again.status is StartStatus.TOO_MANY  # its spent budget was not forgotten
+        clock.advance(60_000)
+        again = await s.start("budget", "b", None, 1_000, Limits(3), Start(starts_per_min=1))
+        assert again.status is StartStatus.ADMITTED
+        assert again.epoch > first_epoch  # the epoch never goes back, even across forgetting
+        clock.advance(30 * 86_400_000)  # the audit trail expires after 30 days, as in Redis
+        assert await s.events("kept") == ()
+
+    asyncio.run(body())

@@ -23,6 +23,7 @@ from streamlimit.models import (
 
 Clock = Callable[[], int]  # returns now in milliseconds
 EVENTS_KEPT = 100
+EVENTS_TTL_MS = 30 * 86_400_000  # like the events key's expiry (lua/_prelude.lua)
 
 
 def system_clock_ms() -> int:
@@ -59,14 +60,41 @@ class MemoryStore:
     def __init__(self, clock: Clock = system_clock_ms) -> None:
         self._clock = clock
         self._users: dict[str, _User] = {}
+        self._sweep_at = 1024  # forget idle users when this many are held (see _sweep)
 
     def _user(self, user_id: str, now: int) -> _User:
-        u = self._users.setdefault(user_id, _User())
+        u = self._users.get(user_id)
+        if u is None:
+            if len(self._users) >= self._sweep_at:
+                self._sweep(now)
+            u = self._users[user_id] = _User()
+        self._expire(u, now)
+        return u
+
+    @staticmethod
+    def _expire(u: _User, now: int) -> None:
+        """What the Redis store's key and member expiry would have removed by ``now``."""
         for sid in [s for s, lease in u.leases.items() if lease.expires_at_ms <= now]:
             del u.leases[sid]
         for sid in [s for s, (_, _, until) in u.evicted.items() if until <= now]:
             del u.evicted[sid]
-        return u
+        if u.events and u.events[0].at_ms + EVENTS_TTL_MS <= now:
+            u.events.clear()
+
+    def _sweep(self, now: int) -> None:
+        """Forget users that hold nothing, as Redis forgets their expired keys: every user ever
+        looked up would otherwise stay in memory. Runs when the number held doubles since the
+        last sweep, so its cost per call stays constant."""
+        for user_id, u in list(self._users.items()):
+            self._expire(u, now)
+            idle = not (u.leases or u.evicted or u.events) and u.limit is None and u.plan is None
+            if idle and u.budget_tat <= now:
+                del self._users[user_id]
+        self._sweep_at = max(1024, 2 * len(self._users))
+
+    def users_held(self) -> int:
+        """How many users this store keeps records for (idle ones are forgotten over time)."""
+        return len(self._users)
 
     @staticmethod
     def _limit(user_id: str, u: _User, limits: Limits) -> LimitInfo:
