@@ -14,7 +14,6 @@ from streamlimit import __version__
 from streamlimit.api.bodies import MAX_BODY_BYTES
 from streamlimit.api.render import json
 from streamlimit.api.schemas import ID, SCHEMAS, ref
-from streamlimit.ids import MAX_LIMIT
 
 
 def _json(schema: dict[str, Any], description: str, ctype: str = "application/json") -> dict[str, Any]:
@@ -25,14 +24,19 @@ def _problem(description: str) -> dict[str, Any]:
     return _json(ref("Problem"), description, "application/problem+json")
 
 
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _retry_after(problem: dict[str, Any]) -> dict[str, Any]:
+    return {**problem, "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}}
+
+
 def _param(name: str, where: str = "path") -> dict[str, Any]:
     return {"name": name, "in": where, "required": True, "schema": ID}
 
 
-_UNAVAILABLE = {
-    **_problem("store unavailable (`store_unavailable`)"),
-    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
-}
+_UNAVAILABLE = _retry_after(_problem("store unavailable (`store_unavailable`)"))
 _SLOW = _problem("the request was not received whole within `REQUEST_TIMEOUT_S` (`request_timeout`)")
 _TOO_LARGE = _problem(f"body over {MAX_BODY_BYTES} bytes (`body_too_large`)")
 # every v1 operation: an id in the path may hold an encoded "/" (or be a "." or ".." segment, which
@@ -121,10 +125,7 @@ _PATHS: dict[str, Any] = {
                     "schema": {"type": "string", "enum": ["reject", "evict_oldest"]},
                 }
             ],
-            "requestBody": {
-                "required": False,
-                "content": {"application/json": {"schema": ref("StartRequest")}},
-            },
+            "requestBody": _body(ref("StartRequest"), required=False),
             "responses": {
                 "201": {
                     **_json(ref("Lease"), "admitted"),
@@ -136,10 +137,7 @@ _PATHS: dict[str, Any] = {
                 },
                 "409": _problem("limit reached (`stream_limit_reached`), with the active streams"),
                 **_BAD,
-                "429": {
-                    **_problem("too many starts in the last minute (`too_many_starts`)"),
-                    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
-                },
+                "429": _retry_after(_problem("too many starts in the last minute (`too_many_starts`)")),
             },
         },
         "get": {
@@ -191,19 +189,7 @@ _PATHS: dict[str, Any] = {
         },
         "put": {
             "summary": "Set a per-user limit",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["limit"],
-                            "additionalProperties": False,
-                            "properties": {"limit": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}},
-                        }
-                    }
-                },
-            },
+            "requestBody": _body(ref("LimitRequest")),
             "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
         },
         "delete": {
@@ -215,19 +201,7 @@ _PATHS: dict[str, Any] = {
         "parameters": _USER,
         "put": {
             "summary": "Put the user on a configured plan (admin); 404 `unknown_plan` for another name",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["plan"],
-                            "additionalProperties": False,
-                            "properties": {"plan": {"type": "string"}},
-                        }
-                    }
-                },
-            },
+            "requestBody": _body(ref("PlanRequest")),
             "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
         },
         "delete": {
@@ -261,10 +235,9 @@ _PATHS: dict[str, Any] = {
                 "200": {**_json(ref("CompatReply"), "added (or degraded)"), "headers": _DEGRADED_HEADER},
                 **_COMPAT_BAD,
                 "403": _compat_403("quota exceeded; or (problem+json) `forbidden`"),
-                "429": {
-                    **_problem("too many starts in the last minute (`too_many_starts`, with `message`)"),
-                    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
-                },
+                "429": _retry_after(
+                    _problem("too many starts in the last minute (`too_many_starts`, with `message`)")
+                ),
             },
         },
         "delete": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamlimit.ids import ID_PATTERN, MAX_DEVICE_LEN
+from streamlimit.ids import ID_PATTERN, MAX_DEVICE_LEN, MAX_LIMIT
 
 ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}
 TIME = {"type": "string", "format": "date-time", "example": "2026-11-28T10:00:00.000Z"}
@@ -83,6 +83,18 @@ SCHEMAS: dict[str, Any] = {
             "stream_id": {**ID, "nullable": True},
             "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
         },
+    },
+    "LimitRequest": {
+        "type": "object",
+        "required": ["limit"],
+        "additionalProperties": False,
+        "properties": {"limit": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}},
+    },
+    "PlanRequest": {
+        "type": "object",
+        "required": ["plan"],
+        "additionalProperties": False,
+        "properties": {"plan": {"type": "string"}},
     },
     "StreamList": {
         "type": "object",
