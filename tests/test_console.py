@@ -207,7 +207,7 @@ def test_console_end_to_end(browser: WebDriver, redis_url: str, tmp_path: Path) 
             lambda d: "limit_set" in [c.text for c in d.find_elements("css selector", "#events td.action")],
             "the limit_set event in the audit trail",
         )
-        assert "5 streams active" in browser.find_element("id", "summary").text
+        wait_for(browser, lambda d: "5 streams active" in d.find_element("id", "summary").text, "summary")
 
         # the live panel: two scrapes of /metrics (5 s apart) give the per-minute rates
         wait_for(browser, lambda d: d.find_element("id", "live-admitted").text != "-", "live rates", 15)

@@ -31,7 +31,7 @@ Factory = Callable[..., Service]
 
 LIMIT = 3  # the default limit
 TIMEOUT_MS = 300
-MARGIN_S = 0.7  # HTTP and scheduling under load, on top of the store timeout (at least)
+MARGIN_S = 1.5  # HTTP and scheduling under load (a stalled VM), on top of the store timeout (at least)
 RECOVERY_S = 5.0
 EXPECTED = {"start": {201}, "heartbeat": {200, 404}, "stop": {204}, "list": {200}}
 DEGRADED = {"start": {200}, "heartbeat": {200}, "stop": {204}}
@@ -299,6 +299,7 @@ def test_store_killed_mid_load_deny_503s_allow_degrades_and_the_same_processes_r
 TTL_S = 2.0
 BEAT_S = 0.5  # 1.5 s of slack before a late heartbeat loses its lease on a busy machine
 CLOCK_S = 0.1  # the store's clock is this machine's; this covers rounding to milliseconds
+LATE_S = 0.5  # a dead service's last writes, run by a briefly stalled store
 
 
 async def holder(
@@ -422,7 +423,8 @@ def test_a_service_killed_mid_load_leaves_the_others_serving_and_its_leases_expi
             early = [s for s, until in held.items() if until > p.got_wall + CLOCK_S and s not in listed]
             assert not early, f"{user}: {early} gone before their lease end at {p}"
         # ... and freed within the lease TTL of the kill: a list made later finds nothing
-        late = [p for p in polls if p.wall > k.killed_wall + TTL_S + CLOCK_S and p.body["active"]]
+        # (a heartbeat a wrote just before it died may still run in the store a little later)
+        late = [p for p in polls if p.wall > k.killed_wall + TTL_S + LATE_S and p.body["active"]]
         check_none(f"{user}: lists more than {TTL_S} s after the kill with a stream still active", late)
         assert polls[-1].body["active"] == 0, f"{user}: still active {TTL_S + 3} s after the kill"
         freed_after.append(polls[-1].wall - k.killed_wall)
@@ -446,7 +448,7 @@ async def in_flight_through_sigterm(store: RedisServer, svc: Service) -> tuple[l
         store.pause()  # every request now waits on the store
         try:
             tasks = [asyncio.create_task(call(c, "svc", svc.url, op, u, s)) for op, u, s in ops]
-            await asyncio.sleep(0.4)  # all sent and waiting, well inside the 1.5 s store timeout
+            await asyncio.sleep(1.0)  # all sent, accepted and waiting, well inside the 3 s store timeout
             assert not [t for t in tasks if t.done()], "requests answered while the store was paused"
             terminated = time.monotonic()
             proc.send_signal(signal.SIGTERM)
@@ -462,7 +464,7 @@ def test_sigterm_lets_in_flight_requests_finish_before_the_process_exits(
 ) -> None:
     """30 requests held in flight by a paused store (SIGSTOP), SIGTERM to the service, the
     store resumed 0.3 s later: every request gets its real answer, then the process exits."""
-    svc = service_factory(store.url, store_timeout_ms=1500, on_store_error="deny")
+    svc = service_factory(store.url, store_timeout_ms=3000, on_store_error="deny")
     calls, terminated, resumed = asyncio.run(in_flight_through_sigterm(store, svc))
     assert svc.proc is not None
     proc = svc.proc

@@ -637,7 +637,7 @@ def test_hostile_framing_is_refused_at_once(
             service.port, b"POST " + path + b" HTTP/1.1\r\nConnection: close\r\n" + head + b"\r\n\r\n"
         )
     assert got == status, answer
-    assert time.monotonic() - started < TIMEOUT_S / 2, "refused without waiting for the body"
+    assert time.monotonic() - started < TIMEOUT_S * 0.9, "refused without waiting for the body"
     if status == 413:
         assert b'"code":"body_too_large"' in answer
         assert b"100 Continue" not in answer
@@ -767,14 +767,14 @@ def test_many_slow_clients_hold_neither_the_worker_nor_other_clients(
         cuts = [pool.submit(exchange, service.port, *job, interval_s=0.05) for job in jobs]
         time.sleep(0.2)  # every slow connection is open and trickling
         served = []
-        for _ in range(30):
+        for _ in range(10):  # well inside the 1 s the slow clients are given
             began = time.monotonic()
             r = client.post(f"/v1/users/{uid()}/streams", json={"stream_id": "fast"})
             assert r.status_code == 201, r.text
             served.append(time.monotonic() - began)
         assert not any(c.done() for c in cuts), "all that was served while the slow clients trickled"
         results = [c.result() for c in cuts]
-    assert max(served) < 0.5, served
+    assert max(served) < TIMEOUT_S, served  # not held until the slow clients were cut
     for status, answer, elapsed in results:
         cut_in_time(elapsed)
         timed_out(status, answer)

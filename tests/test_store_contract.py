@@ -275,7 +275,8 @@ def test_the_memory_store_forgets_idle_users_as_redis_expires_their_keys() -> No
         clock.advance(60_000)
         again = await s.start("budget", "b", None, 1_000, Limits(3), Start(starts_per_min=1))
         assert again.status is StartStatus.ADMITTED
-        assert again.epoch is not None and first_epoch is not None
+        assert again.epoch is not None
+        assert first_epoch is not None
         assert again.epoch > first_epoch  # the epoch never goes back, even across forgetting
         clock.advance(30 * 86_400_000)  # the audit trail expires after 30 days, as in Redis
         assert await s.events("kept") == ()

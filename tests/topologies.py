@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_ports
 
 NODE_TIMEOUT_MS = 1000  # a failed cluster primary is replaced within a few seconds
 DOWN_AFTER_MS = 1000  # the sentinels' view of a failed primary
@@ -48,10 +48,11 @@ class Cluster:
         n = primaries * (1 + replicas)
         self.shards = primaries
         # the bus port is set too: by default it is port + 10000, past 65535 for ephemeral ports
-        self.bus_ports = [free_port() for _ in range(n)]
+        ports = free_ports(2 * n)  # distinct: client and bus ports of every node
+        self.bus_ports = ports[n:]
         self.nodes = [
-            RedisServer(data_dir / f"node-{i}", None, *args, "--cluster-port", str(bus))
-            for i, bus in enumerate(self.bus_ports)
+            RedisServer(data_dir / f"node-{i}", port, *args, "--cluster-port", str(bus))
+            for i, (port, bus) in enumerate(zip(ports[:n], self.bus_ports, strict=True))
         ]
 
     @property
@@ -117,9 +118,10 @@ class SentinelGroup:
     SERVICE = "mymaster"
 
     def __init__(self, data_dir: Path) -> None:
-        self.primary = RedisServer(data_dir / "primary")
-        self.replica = RedisServer(data_dir / "replica")
-        self.sentinels = [RedisServer(data_dir / f"sentinel-{i}", free_port()) for i in range(3)]
+        ports = free_ports(5)  # distinct
+        self.primary = RedisServer(data_dir / "primary", ports[0])
+        self.replica = RedisServer(data_dir / "replica", ports[1])
+        self.sentinels = [RedisServer(data_dir / f"sentinel-{i}", port) for i, port in enumerate(ports[2:])]
 
     @property
     def url(self) -> str:
