@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Iterator
 
 import pytest
 from redis.crc import key_slot
 
 from streamlimit.errors import StoreUnavailable
-from streamlimit.models import Limits, Start
+from streamlimit.models import Limits, Start, StartResult
 from streamlimit.settings import Settings
 from streamlimit.store.connect import open_store
 from streamlimit.store.endpoint import Endpoint, endpoint
 from streamlimit.store.keys import user_keys
 from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.scripts import NAMES, source
+from tests.servers import RedisServer
 from tests.test_contention import Pair, exact_limit_trials, over_limit_trials, running_pair
 from tests.topologies import Cluster, SentinelGroup, cmd
 
@@ -73,36 +75,59 @@ def _same_slot_user(user: str) -> str:
     return next(f"ask-{i}" for i in range(1_000_000) if key_slot(user_keys(f"ask-{i}")[0].encode()) == slot)
 
 
-def test_a_resharded_slot_is_unavailable_while_migrating_then_followed(cluster: Cluster) -> None:
+def test_a_slot_in_mid_migration_is_retried_until_it_moved_then_followed(cluster: Cluster) -> None:
     """A slot moves to another primary while the service uses it, as a resharding does. While
     it migrates, a script whose keys are not all on one side gets TRYAGAIN (Redis refuses
-    multi-key calls then): store unavailable, answered per the outage policy. Afterwards the
-    client follows MOVED to the new owner."""
+    multi-key calls then; the scripts name 6 keys, most of which do not exist): the client
+    retries until the slot has moved and follows MOVED/ASK to the new owner, all within the
+    store timeout; a migration that outlasts the timeout is store unavailable."""
     moving = "moving"
-    newcomer = _same_slot_user(moving)
+    newcomer = _same_slot_user(moving)  # no key of it exists yet: ASK, then TRYAGAIN
     slot = key_slot(user_keys(moving)[0].encode())
 
+    def migrating(origin: RedisServer, target: RedisServer) -> None:
+        cmd(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", cmd(origin, "CLUSTER", "MYID"))
+        cmd(origin, "CLUSTER", "SETSLOT", slot, "MIGRATING", cmd(target, "CLUSTER", "MYID"))
+
+    def finish(origin: RedisServer, target: RedisServer, after_s: float = 0.0) -> float:
+        time.sleep(after_s)
+        keys = cmd(origin, "CLUSTER", "GETKEYSINSLOT", slot, 100)
+        if keys:
+            cmd(origin, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        for node in cluster.primaries():
+            cmd(node, "CLUSTER", "SETSLOT", slot, "NODE", cmd(target, "CLUSTER", "MYID"))
+        return time.monotonic()
+
+    async def answered_at(call: Awaitable[StartResult]) -> tuple[StartResult, float]:
+        result = await call
+        return result, time.monotonic()
+
     async def main() -> None:
-        store = await open_store(Settings(store_url=cluster.url))
+        store = await open_store(Settings(store_url=cluster.url, store_timeout_ms=1500))
         try:
             await store.start(moving, "a", None, 60_000, Limits(3), Start())
-            source = cluster.owner_of(user_keys(moving)[0])
-            target = next(p for p in cluster.primaries() if p is not source)
-            source_id, target_id = cmd(source, "CLUSTER", "MYID"), cmd(target, "CLUSTER", "MYID")
-            cmd(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
-            cmd(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
-            for user in (moving, newcomer):  # the scripts' 3 keys are never all on one side
-                with pytest.raises(StoreUnavailable, match="TRYAGAIN"):
-                    await store.start(user, "x", None, 60_000, Limits(3), Start())
-            keys = cmd(source, "CLUSTER", "GETKEYSINSLOT", slot, 100)
-            cmd(source, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
-            for node in cluster.primaries():
-                cmd(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
-            # done: the client's slot map still names the source (MOVED)
-            assert [s.stream_id for s in (await store.list(moving, Limits(3))).streams] == ["a"]
-            admitted = await store.start(newcomer, "x", None, 60_000, Limits(3), Start())
+            origin = cluster.owner_of(user_keys(moving)[0])
+            target = next(p for p in cluster.primaries() if p is not origin)
+            migrating(origin, target)
+            moved = asyncio.create_task(asyncio.to_thread(finish, origin, target, 0.3))
+            (renewed, t1), (admitted, t2) = await asyncio.gather(
+                answered_at(store.start(moving, "a", None, 60_000, Limits(3), Start())),
+                answered_at(store.start(newcomer, "x", None, 60_000, Limits(3), Start())),
+            )
+            done = await moved
+            assert (renewed.active, renewed.degraded) == (1, False)
             assert (admitted.active, admitted.degraded) == (1, False)
+            assert min(t1, t2) >= done - 0.05, "answered before the slot had moved: never refused?"
             assert cmd(target, "EXISTS", user_keys(newcomer)[0]) == 1
+            assert [s.stream_id for s in (await store.list(moving, Limits(3))).streams] == ["a"]
+
+            migrating(target, origin)  # moving it back, stuck past the store timeout
+            try:
+                with pytest.raises(StoreUnavailable, match="still migrating"):
+                    await store.start(moving, "b", None, 60_000, Limits(3), Start())
+            finally:
+                finish(target, origin)
+            assert (await store.start(moving, "b", None, 60_000, Limits(3), Start())).active == 2
         finally:
             await store.close()
 

@@ -19,6 +19,8 @@ log = logging.getLogger("streamlimit.store")
 SLOTS = 16384
 _REDIRECTS = 3  # MOVED/ASK hops followed per call; more means the cluster is reshaping
 _REFRESH_GAP_S = 0.1  # at most this often asks the cluster for its slot map
+_TRYAGAIN_PAUSE_S = 0.005  # first pause before retrying a slot in mid-migration; doubles
+_TRYAGAIN_PAUSE_MAX_S = 0.05
 
 
 def _first_key(args: tuple[str | int, ...]) -> str | None:
@@ -63,17 +65,43 @@ class ClusterClient:
         return node
 
     async def execute(self, *args: str | int) -> Any:
+        """Run on the slot's primary, following MOVED/ASK; a slot in mid-migration (TRYAGAIN)
+        is retried until it has moved, all within one store timeout."""
         key = _first_key(args)
         slot = key_slot(key.encode()) if key is not None else 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        pause = _TRYAGAIN_PAUSE_S
+        while True:
+            try:
+                return await self._redirected(slot, deadline, args)
+            except ReplyError as exc:
+                if not str(exc).startswith("TRYAGAIN"):
+                    raise
+                # the slot's keys are split between two primaries while it migrates, which a
+                # multi-key script cannot run on; moving one slot takes milliseconds
+                if loop.time() + pause >= deadline:
+                    self._refresh_soon()
+                    raise StoreUnavailable(f"cluster slot {slot} still migrating: {exc}") from exc
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, _TRYAGAIN_PAUSE_MAX_S)
+
+    async def _redirected(self, slot: int, deadline: float, args: tuple[str | int, ...]) -> Any:
+        """One attempt from the slot map's primary, following at most _REDIRECTS MOVED/ASK."""
+        loop = asyncio.get_running_loop()
         addr = self._slots[slot] or await self._addr_after_refresh(slot)
         asking = False
         for _ in range(_REDIRECTS + 1):
+            left = deadline - loop.time()
+            if left <= 0:
+                ms = f"{self._timeout_s * 1000:.0f} ms"
+                raise StoreUnavailable(f"store call timed out after {ms}", "timeout")
             try:
-                return await self._node(addr).execute(*args, asking=asking)
+                return await self._node(addr).execute(*args, asking=asking, timeout_s=left)
             except ReplyError as exc:
                 kind, _, rest = str(exc).partition(" ")
                 if kind not in ("MOVED", "ASK"):
-                    if kind in ("CLUSTERDOWN", "TRYAGAIN"):
+                    if kind == "CLUSTERDOWN":
                         self._refresh_soon()
                         raise StoreUnavailable(f"cluster not serving slot {slot}: {exc}") from exc
                     raise

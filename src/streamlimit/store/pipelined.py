@@ -53,10 +53,12 @@ class PipelinedClient:
     def from_url(cls, url: str, timeout_s: float, connections: int = 1) -> PipelinedClient:
         return cls(endpoint(url)[0], timeout_s, connections)
 
-    async def execute(self, *args: str | int, asking: bool = False) -> Any:
-        """One command; with ``asking``, preceded by ASKING on the same connection (cluster)."""
+    async def execute(self, *args: str | int, asking: bool = False, timeout_s: float | None = None) -> Any:
+        """One command; with ``asking``, preceded by ASKING on the same connection (cluster);
+        ``timeout_s``, when given, is what is left of a caller's own deadline (at most ours)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout_s
+        budget = self._timeout_s if timeout_s is None else min(timeout_s, self._timeout_s)
+        deadline = loop.time() + budget
         conn = await self._connection()
         if asking:
             conn.send(encode(("ASKING",))).add_done_callback(_ignore)
