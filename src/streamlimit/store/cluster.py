@@ -72,19 +72,28 @@ class ClusterClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
         pause = _TRYAGAIN_PAUSE_S
+        migrating: Exception | None = None
         while True:
             try:
                 return await self._redirected(slot, deadline, args)
-            except ReplyError as exc:
-                if not str(exc).startswith("TRYAGAIN"):
+            except (ReplyError, _Unsettled) as exc:
+                if isinstance(exc, ReplyError) and not str(exc).startswith("TRYAGAIN"):
                     raise
                 # the slot's keys are split between two primaries while it migrates, which a
-                # multi-key script cannot run on; moving one slot takes milliseconds
+                # multi-key script cannot run on, or its owners disagree for a moment at the
+                # end of the move; moving one slot takes milliseconds
+                migrating = exc
                 if loop.time() + pause >= deadline:
                     self._refresh_soon()
-                    raise StoreUnavailable(f"cluster slot {slot} still migrating: {exc}") from exc
+                    raise StoreUnavailable(f"cluster slot {slot} still migrating: {exc}", "timeout") from exc
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, _TRYAGAIN_PAUSE_MAX_S)
+            except StoreUnavailable as exc:
+                if migrating is None or exc.kind != "timeout":
+                    raise
+                # the last retry ran out of the budget: say why the call needed retries at all
+                msg = f"cluster slot {slot} still migrating: {migrating}"
+                raise StoreUnavailable(msg, "timeout") from exc
 
     async def _redirected(self, slot: int, deadline: float, args: tuple[str | int, ...]) -> Any:
         """One attempt from the slot map's primary, following at most _REDIRECTS MOVED/ASK."""
@@ -113,7 +122,7 @@ class ClusterClient:
             except StoreUnavailable:
                 self._refresh_soon()  # a failed primary: its replica may be promoted by now
                 raise
-        raise StoreUnavailable(f"cluster redirected slot {slot} more than {_REDIRECTS} times")
+        raise _Unsettled(f"cluster redirected slot {slot} more than {_REDIRECTS} times")
 
     @property
     def primary_count(self) -> int:
@@ -166,6 +175,10 @@ class ClusterClient:
             self._refresh.cancel()
         for node in self._nodes.values():
             await node.aclose()
+
+
+class _Unsettled(Exception):
+    """MOVED/ASK back and forth: the nodes do not agree yet on who owns the slot."""
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
