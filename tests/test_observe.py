@@ -123,8 +123,9 @@ def test_access_log_is_one_json_line_per_request_only_when_on(
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(entry["ts"]))
 
 
-def test_readiness_is_503_while_draining() -> None:
-    app = create_app(Settings(store_url="memory://"))
+@pytest.mark.parametrize("ready_without_store", [False, True])
+def test_readiness_is_503_while_draining(ready_without_store: bool) -> None:
+    app = create_app(Settings(store_url="memory://", ready_without_store=ready_without_store))
 
     async def main() -> None:
         async with app.router.lifespan_context(app):

@@ -289,3 +289,27 @@ def test_no_store_call_outlives_the_store_timeout_while_the_store_is_paused(stor
     bound = TIMEOUT_MS / 1000 + 0.2 + stall  # a late timer is the machine's, not the client's
     slow = sorted(round(t, 3) for t in took if t >= bound)
     assert not slow, f"{len(slow)} of {len(took)} calls took {bound:.3f} s or more: {slow}"
+
+
+def test_ready_without_store_keeps_an_allow_instance_in_rotation(
+    store: RedisServer, service_factory: Factory
+) -> None:
+    """With ON_STORE_ERROR=allow every instance still answers players while the store is out, so
+    READY_WITHOUT_STORE keeps it behind the load balancer: /readyz 200 "degraded" (by default
+    it is 503 and every instance would leave at once). Draining still turns it 503: test_observe."""
+    svc = service_factory(
+        store.url, on_store_error="allow", ready_without_store=True, store_timeout_ms=TIMEOUT_MS
+    )
+    url = f"{svc.url}/readyz"
+    r = httpx.get(url, timeout=5)
+    assert (r.status_code, r.json(), is_degraded(r)) == (200, {"status": "ready"}, False)
+    store.pause()
+    try:
+        r = httpx.get(url, timeout=5)
+        assert (r.status_code, r.json(), is_degraded(r)) == (200, {"status": "degraded"}, True), r.text
+    finally:
+        store.resume()
+    deadline = time.monotonic() + RECOVERY_S
+    while (r := httpx.get(url, timeout=5)).json() != {"status": "ready"}:
+        assert time.monotonic() < deadline, f"not ready again after the store came back: {r.text}"
+        time.sleep(0.05)

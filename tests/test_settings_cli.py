@@ -63,6 +63,13 @@ def test_heartbeat_must_be_shorter_than_the_lease() -> None:
     )
 
 
+def test_ready_without_store_needs_the_allow_policy() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Settings(on_store_error="deny", ready_without_store=True)
+    wanted = "STREAMLIMIT_READY_WITHOUT_STORE needs STREAMLIMIT_ON_STORE_ERROR=allow"
+    assert wanted in describe_error(exc.value)
+
+
 def _serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIMIT_")}
     return subprocess.run(

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(30, gt=0, le=86400, description="players heartbeat this often")
     legacy_lease_ttl_s: float = Field(21600, ge=0.01, le=604800, description="lease of compat-API streams")
     on_store_error: Literal["allow", "deny"] = Field("allow", description="outage policy")
+    ready_without_store: bool = Field(
+        False, description="with ON_STORE_ERROR=allow: /readyz stays 200 (degraded) while the store is out"
+    )
     store_timeout_ms: int = Field(500, ge=10, le=60000, description="store call timeout")
     store_startup_wait_s: float = Field(
         5, ge=0, le=600, description="at start-up, wait this long for the store before serving anyway"
@@ -116,6 +119,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{ENV_PREFIX}REPLICA_ACK_TIMEOUT_MS must be shorter than {ENV_PREFIX}STORE_TIMEOUT_MS "
                 f"({self.replica_ack_timeout_ms} >= {self.store_timeout_ms})"
+            )
+        if self.ready_without_store and self.on_store_error != "allow":
+            raise ValueError(
+                f"{ENV_PREFIX}READY_WITHOUT_STORE needs {ENV_PREFIX}ON_STORE_ERROR=allow (with deny, an "
+                "instance without its store can only answer 503)"
             )
         self._check_auth()
         return self

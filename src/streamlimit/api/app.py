@@ -54,6 +54,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.auth = authenticator_from(settings)  # a bad key file stops start-up here
     app.state.draining = False
+    app.state.ready_without_store = settings.ready_without_store
     if settings.auth == "none":
         log.warning(
             "STREAMLIMIT_AUTH=none: anyone who can reach %s:%d may start and stop anyone's streams "

@@ -10,6 +10,8 @@ from starlette.routing import Route
 from streamlimit.api.problems import problem_response
 from streamlimit.api.render import json
 from streamlimit.api.routing import resource, service_of
+from streamlimit.api.v1 import DEGRADED
+from streamlimit.errors import StoreUnavailable
 from streamlimit.metrics import Metrics
 
 
@@ -20,7 +22,12 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     if request.app.state.draining:
         return problem_response(request, 503, "draining", "shutting down: finishing in-flight requests")
-    await service_of(request).store.ping()  # StoreUnavailable -> 503 store_unavailable
+    try:
+        await service_of(request).store.ping()
+    except StoreUnavailable:  # -> 503 store_unavailable, unless this instance serves without it
+        if not request.app.state.ready_without_store:
+            raise
+        return json({"status": "degraded"}, headers=DEGRADED)
     return json({"status": "ready"})
 
 
