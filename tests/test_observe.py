@@ -16,6 +16,7 @@ from streamlimit.api.observe import outcome
 from streamlimit.models import Limits, Start
 from streamlimit.settings import Settings
 from streamlimit.store.connect import open_store
+from streamlimit.store.memory import MemoryStore
 from tests.servers import Service, free_port
 
 Factory = Callable[..., Service]
@@ -121,6 +122,30 @@ def test_access_log_is_one_json_line_per_request_only_when_on(
     assert entry["level"] == "info"
     assert isinstance(entry["latency_ms"], float)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(entry["ts"]))
+
+
+def test_an_unexpected_error_is_a_500_problem_with_the_request_id_and_security_headers() -> None:
+    """A bug (here: the store's ping raising something no handler knows) is still answered like
+    every other response: problem+json, X-Request-ID, the security headers."""
+
+    class BrokenStore(MemoryStore):
+        async def ping(self) -> None:
+            raise RuntimeError("a bug")
+
+    app = create_app(Settings(store_url="memory://"), store=BrokenStore())
+
+    async def main() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as c:
+                r = await c.get("/readyz", headers={"X-Request-ID": "bug-1"})
+                assert (r.status_code, r.json()["code"]) == (500, "internal_error")
+                assert r.headers["content-type"] == "application/problem+json"
+                assert r.headers["x-request-id"] == "bug-1"
+                assert r.headers["x-content-type-options"] == "nosniff"
+                assert "a bug" not in r.text
+
+    asyncio.run(main())
 
 
 @pytest.mark.parametrize("ready_without_store", [False, True])

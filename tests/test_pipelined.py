@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +15,7 @@ import trustme
 
 from streamlimit.errors import ConfigurationError, StoreUnavailable
 from streamlimit.models import Limits, Start
+from streamlimit.store.endpoint import endpoint
 from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
 from streamlimit.store.resp import ReplyError
@@ -92,6 +95,27 @@ def test_no_server_is_store_unavailable_fast(redis_server: RedisServer) -> None:
         with pytest.raises(StoreUnavailable, match="cannot connect"):
             await client.execute("PING")
         await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_call_with_little_time_left_waits_no_longer_for_a_connection() -> None:
+    """A server that accepts TCP but never answers the connection's set-up (here: ROLE): a call
+    given 0.1 s of a caller's deadline (the cluster client's retries) fails after 0.1 s, not
+    after the client's whole 2 s timeout, and sends nothing."""
+
+    async def main() -> None:
+        silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody answers
+        port = silent.getsockname()[1]
+        client = PipelinedClient(endpoint(f"redis://127.0.0.1:{port}/0")[0], 2.0, primary_only=True)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="no store connection"):
+                await client.execute("PING", timeout_s=0.1)
+            assert time.monotonic() - t0 < 1.0
+        finally:
+            await client.aclose()
+            silent.close()
 
     asyncio.run(main())
 

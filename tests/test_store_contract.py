@@ -281,4 +281,15 @@ def test_the_memory_store_forgets_idle_users_as_redis_expires_their_keys() -> No
         clock.advance(30 * 86_400_000)  # the audit trail expires after 30 days, as in Redis
         assert await s.events("kept") == ()
 
+        # a user swept within a second of its last admission would get the same epoch again:
+        # like Redis' '#epoch', it is kept that second
+        before = (await s.start("fence", "a", None, 1_000, Limits(3), Start())).epoch
+        await s.stop("fence", "a")
+        for i in range(5_000):  # enough new users for a sweep
+            await s.list(f"fresh-{i}", Limits(3))
+        after = (await s.start("fence", "b", None, 1_000, Limits(3), Start())).epoch
+        assert before is not None
+        assert after is not None
+        assert after > before
+
     asyncio.run(body())

@@ -4,16 +4,17 @@ route and outcome, and the access log line (off by default, sampled when on)."""
 
 from __future__ import annotations
 
-import itertools
 import logging
+import os
 import random
 import re
-import secrets
 import time
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamlimit.api.headers import security_headers
+from streamlimit.api.problems import problem_response
 from streamlimit.metrics import Metrics
 
 log = logging.getLogger("streamlimit.access")
@@ -66,8 +67,6 @@ class Observe:
     def __init__(self, app: ASGIApp, metrics: Metrics | None, access_log: bool, sample: float) -> None:
         self.app, self.metrics = app, metrics
         self.sample = sample if access_log else 0.0
-        # made ids: this process's random half and a counter (unique, and 10x cheaper than uuid4)
-        self._id_prefix, self._ids = secrets.token_hex(8), itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,22 +79,28 @@ class Observe:
                 given = value.decode("latin-1")
                 request_id = given if _REQUEST_ID.fullmatch(given) else ""
                 break
-        if not request_id:
-            request_id = f"{self._id_prefix}{next(self._ids):016x}"
+        if not request_id:  # 128 random bits, like uuid4's hex but 5x cheaper
+            request_id = os.urandom(16).hex()
         extra = [*security_headers(scope["path"]), (b"x-request-id", request_id.encode())]
-        status, degraded = 500, False
+        status, degraded, answered = 500, False, False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, degraded
+            nonlocal status, degraded, answered
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
-                status = message["status"]
+                status, answered = message["status"], True
                 degraded = any(k == b"x-streamlimit-degraded" for k, _ in headers)
                 message["headers"] = [*headers, *extra]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not answered:  # answer the 500 here, with the request id and security headers;
+                # Starlette's outer error middleware then only re-raises, and the server logs it
+                internal = problem_response(Request(scope), 500, "internal_error", "internal error")
+                await internal(scope, receive, send_with_headers)
+            raise
         finally:
             self._record(scope, request_id, status, degraded, started)
 

@@ -45,6 +45,7 @@ class _Resource:
             if problem is None:
                 raise
             response = await problem(request, exc)
+            exc.__traceback__ = None  # handled: keep no frames alive (as Starlette does)
         await response(scope, receive, send)
 
 

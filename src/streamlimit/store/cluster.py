@@ -83,7 +83,7 @@ class ClusterClient:
                 # multi-key script cannot run on, or its owners disagree for a moment at the
                 # end of the move; moving one slot takes milliseconds
                 migrating = exc
-                if loop.time() + pause >= deadline:
+                if loop.time() + pause + min(_TRYAGAIN_PAUSE_MAX_S, self._timeout_s / 4) >= deadline:
                     self._refresh_soon()
                     raise StoreUnavailable(f"cluster slot {slot} still migrating: {exc}", "timeout") from exc
                 await asyncio.sleep(pause)

@@ -88,7 +88,9 @@ class MemoryStore:
         for user_id, u in list(self._users.items()):
             self._expire(u, now)
             idle = not (u.leases or u.evicted or u.events) and u.limit is None and u.plan is None
-            if idle and u.budget_tat <= now:
+            # the epoch is kept a second past its last use, as Redis keeps '#epoch': a new one
+            # is at least now * 1000 (lua/_prelude.lua), so it still grows once forgotten
+            if idle and u.budget_tat <= now and u.epoch < (now - 1000) * 1000:
                 del self._users[user_id]
         self._sweep_at = max(1024, 2 * len(self._users))
 

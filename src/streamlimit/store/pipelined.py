@@ -59,7 +59,7 @@ class PipelinedClient:
         loop = asyncio.get_running_loop()
         budget = self._timeout_s if timeout_s is None else min(timeout_s, self._timeout_s)
         deadline = loop.time() + budget
-        conn = await self._connection()
+        conn = await self._connection(deadline)
         if asking:
             conn.send(encode(("ASKING",))).add_done_callback(_ignore)
         waiter = conn.send(encode(args), ack=args[0] in _WRITES)
@@ -86,7 +86,7 @@ class PipelinedClient:
             # nothing at all came back for a whole timeout: a dead peer, not a slow call
             conn.abort(StoreUnavailable(f"no reply from the store for {ms}; connection dropped"))
 
-    async def _connection(self) -> Connection:
+    async def _connection(self, deadline: float) -> Connection:
         i = self._next
         self._next = (i + 1) % len(self._conns)
         conn = self._conns[i]
@@ -96,7 +96,12 @@ class PipelinedClient:
         if opening is None:  # one attempt per slot, shared by every caller that needs it
             opening = self._opening[i] = asyncio.ensure_future(self._open())
             opening.add_done_callback(lambda task: self._opened(i, task))
-        return await asyncio.shield(opening)
+        try:  # a caller with less time left than a whole set-up waits only for what it has
+            async with asyncio.timeout_at(deadline):
+                return await asyncio.shield(opening)
+        except TimeoutError:
+            ms = f"{self._timeout_s * 1000:.0f} ms"
+            raise StoreUnavailable(f"no store connection within the call's {ms}", "timeout") from None
 
     def _opened(self, i: int, task: asyncio.Task[Connection]) -> None:
         self._opening[i] = None
