@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import resource
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import uvloop
 from redis.asyncio import Redis
 
 from bench import data
-from bench.procs import Processes, Valkey
+from bench.procs import Valkey, temporary_processes
 from streamlimit.store import scripts
 from streamlimit.store.keys import user_keys
 from streamlimit.store.pipelined import PipelinedClient
@@ -74,13 +72,9 @@ async def _main(url: str, calls: int, concurrency: int) -> None:
 def main(argv: list[str]) -> int:
     calls = int(argv[0]) if argv else 50_000
     concurrency = int(argv[1]) if len(argv) > 1 else 64
-    with tempfile.TemporaryDirectory(prefix="streamlimit-client-cost-") as tmp:
-        procs = Processes(Path(tmp))
-        try:
-            store = Valkey(procs, "valkey", aof=False)
-            uvloop.run(_main(store.url, calls, concurrency))
-        finally:
-            procs.close()
+    with temporary_processes("streamlimit-client-cost-") as procs:
+        store = Valkey(procs, "valkey", aof=False)
+        uvloop.run(_main(store.url, calls, concurrency))
     return 0
 
 

@@ -11,9 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from streamlimit.store.embedded import server_binary
@@ -236,3 +238,14 @@ def _is_worker(pid: int) -> bool:
     except OSError:
         return False
     return b"multiprocessing" in cmd and b"spawn_main" in cmd and b"resource_tracker" not in cmd
+
+
+@contextmanager
+def temporary_processes(prefix: str) -> Iterator[Processes]:
+    """A ``Processes`` in a fresh temporary folder: everything started is stopped, the folder removed."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        procs = Processes(Path(tmp))
+        try:
+            yield procs
+        finally:
+            procs.close()

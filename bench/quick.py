@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from bench import data
 from bench.config import Config
-from bench.procs import Processes, Service, Valkey
+from bench.procs import Service, Valkey, temporary_processes
 from bench.wrk_runner import wait_quiet, wrk
 
 USERS = 10_000
@@ -36,25 +34,21 @@ def main(argv: list[str]) -> int:
     cfg = Config()
     rps: dict[str, list[float]] = {name: [] for name in WORKLOADS}
     cpu_us: dict[str, list[float]] = {name: [] for name in WORKLOADS}
-    with tempfile.TemporaryDirectory() as tmp:
-        procs = Processes(Path(tmp))
-        try:
-            store = Valkey(procs, "valkey", aof=False)
-            r = data.connect(store.url)
-            data.seed(r, data.load_scripts(r)["start"], (data.bench_user(i) for i in range(USERS)), limit=3)
-            r.close()
-            service = Service(procs, store.url, workers, **cfg.service_settings)
-            threads, conns = cfg.threads, cfg.connections
-            for path, script, args in WORKLOADS.values():  # warm-up
-                wrk(service, store, path, script, args("warm"), 2, threads, conns)
-            for i in range(rounds):
-                for name, (path, script, args) in WORKLOADS.items():
-                    run = wrk(service, store, path, script, args(f"q{i}"), SECONDS, threads, conns)
-                    rps[name].append(run.rps)
-                    cpu_us[name].append(run.service_cpu_s * 1e6 / run.requests)
-                    wait_quiet()
-        finally:
-            procs.close()
+    with temporary_processes("streamlimit-quick-") as procs:
+        store = Valkey(procs, "valkey", aof=False)
+        r = data.connect(store.url)
+        data.seed(r, data.load_scripts(r)["start"], (data.bench_user(i) for i in range(USERS)), limit=3)
+        r.close()
+        service = Service(procs, store.url, workers, **cfg.service_settings)
+        threads, conns = cfg.threads, cfg.connections
+        for path, script, args in WORKLOADS.values():  # warm-up
+            wrk(service, store, path, script, args("warm"), 2, threads, conns)
+        for i in range(rounds):
+            for name, (path, script, args) in WORKLOADS.items():
+                run = wrk(service, store, path, script, args(f"q{i}"), SECONDS, threads, conns)
+                rps[name].append(run.rps)
+                cpu_us[name].append(run.service_cpu_s * 1e6 / run.requests)
+                wait_quiet()
     median = {name: statistics.median(values) for name, values in rps.items()}
     for name in WORKLOADS:
         runs = ", ".join(f"{v:,.0f}" for v in rps[name])

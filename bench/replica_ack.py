@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import uvloop
 
-from bench.procs import Processes, Valkey
+from bench.procs import Valkey, temporary_processes
 from streamlimit.models import Limits, Start
 from streamlimit.settings import Settings
 from streamlimit.store.connect import open_store
@@ -50,18 +48,12 @@ async def _measure(url: str, ack: int, calls: int, concurrency: int) -> None:
 def main(argv: list[str]) -> int:
     calls = int(argv[0]) if argv else 20_000
     concurrency = int(argv[1]) if len(argv) > 1 else 64
-    with tempfile.TemporaryDirectory(prefix="streamlimit-ack-") as tmp:
-        procs = Processes(Path(tmp))
-        try:
-            primary = Valkey(procs, "primary", aof=False)
-            replica = Valkey(
-                procs, "replica", aof=False, extra=("--replicaof", "127.0.0.1", str(primary.port))
-            )
-            replica.wait_synced()
-            for ack in (0, 1, 0, 1):
-                uvloop.run(_measure(primary.url, ack, calls, concurrency))
-        finally:
-            procs.close()
+    with temporary_processes("streamlimit-ack-") as procs:
+        primary = Valkey(procs, "primary", aof=False)
+        replica = Valkey(procs, "replica", aof=False, extra=("--replicaof", "127.0.0.1", str(primary.port)))
+        replica.wait_synced()
+        for ack in (0, 1, 0, 1):
+            uvloop.run(_measure(primary.url, ack, calls, concurrency))
     return 0
 
 
