@@ -1,32 +1,78 @@
-"""A tiny pure model of the lease rules of issue 2, written from the rules, not from any store.
+"""A pure model of every lease rule, written from the rules, not from any store.
+
+The rules: a user's limit comes from its override, else its plan (an admin's, then the caller's
+token's), else the default; a start renews an active stream, else admits it into a free slot,
+else (when asked to evict) evicts the oldest, as many as it takes for the user to end at the
+limit, each leaving a tombstone and an event, else is refused; admissions spend the per-minute
+start budget (GCRA, integer microseconds); every admission gets its own epoch, above every
+earlier one of the user; a heartbeat renews an active lease, answers a stream's tombstone while it
+lasts (evicted, stopped, stopped by stop-all or an admin), or else admits the stream again into a
+free slot (no budget); a stop removes the given stream, or (compat) the oldest legacy one, never a
+v1 one; stop-all removes every lease; limit and plan changes and stops are recorded as events.
 
 Every operation takes the store's "now" (ms) explicitly and answers with the same value types the
 stores answer with, so a reply can be compared with ``==``. Nothing is ever purged: a lease is
-active while ``expires_at_ms > now``, and a record that is not active is simply ignored (and
-replaced by the next start of that stream). So the model's state never depends on *when* an
-operation looked at it, only on what the operation changed.
+active while ``expires_at_ms > now``, a tombstone lasts while its end is after now, and a record
+that is not active is simply ignored. So the model's state never depends on *when* an operation
+looked at it, only on what the operation changed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
-from streamlimit.models import LimitInfo, Limits, StartResult, StartStatus, StopResult, Stream, UserStreams
+from streamlimit.models import (
+    Beat,
+    Ended,
+    EndReason,
+    Event,
+    LimitInfo,
+    Limits,
+    Start,
+    StartResult,
+    StartStatus,
+    StoppedAll,
+    StopResult,
+    Stream,
+    UserStreams,
+)
+
+EVENTS_KEPT = 100
+EVENTS_TTL_MS = 30 * 86_400_000
 
 
 @dataclass
 class Model:
     leases: dict[tuple[str, str], Stream] = field(default_factory=dict)  # (user, stream) -> lease
     limits: dict[str, int] = field(default_factory=dict)  # per-user overrides
+    plans: dict[str, str] = field(default_factory=dict)  # plans set by an admin
+    epochs: dict[str, int] = field(default_factory=dict)  # the last admission's epoch per user
+    ended: dict[tuple[str, str], tuple[Ended, int]] = field(default_factory=dict)  # tombstone, until
+    events: dict[str, list[Event]] = field(default_factory=dict)  # newest first
+    budgets: dict[str, int] = field(default_factory=dict)  # GCRA theoretical arrival time (us)
 
     def copy(self) -> Model:
-        return Model(dict(self.leases), dict(self.limits))
+        return Model(
+            dict(self.leases),
+            dict(self.limits),
+            dict(self.plans),
+            dict(self.epochs),
+            dict(self.ended),
+            {u: list(e) for u, e in self.events.items()},
+            dict(self.budgets),
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
     def limit_info(self, user: str, limits: Limits) -> LimitInfo:
+        plan = self.plans.get(user)
         if user in self.limits:
-            return LimitInfo(user, self.limits[user], "user")
+            return LimitInfo(user, self.limits[user], "user", plan)
+        table = dict(limits.plans)
+        for name in (plan, limits.plan_hint):
+            if name and name in table:
+                return LimitInfo(user, table[name], "plan", name)
         return LimitInfo(user, limits.default, "default")
 
     def active(self, user: str, now: int) -> tuple[Stream, ...]:
@@ -38,64 +84,144 @@ class Model:
         s = self.leases.get((user, stream_id))
         return s if s is not None and s.expires_at_ms > now else None
 
+    def tombstone(self, user: str, stream_id: str, now: int) -> Ended | None:
+        found = self.ended.get((user, stream_id))
+        return found[0] if found is not None and found[1] > now else None
+
     def expiries(self, user: str) -> set[int]:
-        """Every instant at which one of the user's leases stops being active."""
-        return {s.expires_at_ms for (u, _), s in self.leases.items() if u == user}
+        """Every instant at which one of the user's leases or tombstones stops being active."""
+        ends = {s.expires_at_ms for (u, _), s in self.leases.items() if u == user}
+        return ends | {until for (u, _), (_, until) in self.ended.items() if u == user}
+
+    def user_events(self, user: str, now: int) -> tuple[Event, ...]:
+        found = self.events.get(user, [])
+        # the list expires 30 days after its newest event (a key is still there at its expiry)
+        return tuple(found) if found and found[0].at_ms + EVENTS_TTL_MS >= now else ()
+
+    # -- what operations change ----------------------------------------------------------------
+
+    def _record(self, user: str, event: Event, now: int) -> None:
+        self.events[user] = [event, *self.user_events(user, now)][:EVENTS_KEPT]
+
+    def _admit(self, user: str, sid: str, device: str | None, end: int, now: int, legacy: bool) -> Stream:
+        epoch = max(self.epochs.get(user, 0) + 1, now * 1000)
+        self.epochs[user] = epoch
+        new = Stream(user, sid, device, now, end, epoch, legacy)
+        self.leases[(user, sid)] = new
+        self.ended.pop((user, sid), None)
+        return new
+
+    def _end(self, user: str, sid: str, ended: Ended, until: int) -> None:
+        del self.leases[(user, sid)]
+        self.ended[(user, sid)] = (ended, until)
+
+    def _spend(self, user: str, now: int, per_min: int) -> int:
+        """The start budget: the ms to wait, or 0 after spending one start."""
+        if per_min <= 0:
+            return 0
+        period = 60_000_000 // per_min
+        tat = max(self.budgets.get(user, 0), now * 1000)
+        wait = tat + period - now * 1000 - 60_000_000
+        if wait > 0:
+            return math.ceil(wait / 1000)
+        self.budgets[user] = tat + period
+        return 0
 
     # -- the operations ------------------------------------------------------------------------
 
     def start(
-        self, user: str, stream_id: str, device: str | None, ttl_ms: int, default_limit: int, now: int
+        self,
+        user: str,
+        stream_id: str,
+        device: str | None,
+        ttl_ms: int,
+        limits: Limits,
+        how: Start,
+        now: int,
     ) -> StartResult:
-        info = self.limit_info(user, Limits(default_limit))
-        limit, source = info.limit, info.source
+        info = self.limit_info(user, limits)
         active = self.active(user, now)
+
+        def answer(status: StartStatus, lease: Stream | None, count: int, **extra: object) -> StartResult:
+            return StartResult(
+                status,
+                lease,
+                count,
+                info.limit,
+                limit_source=info.source,
+                plan=info.plan,
+                **extra,  # type: ignore[arg-type]
+            )
+
         old = self.lease(user, stream_id, now)
-        # the epoch is left out (None): test_model checks that it grows, not its value
-        if old is not None:  # a retry: renew, keep started_at and device, never count twice
+        if old is not None:  # a retry: renew, keep started_at, device and epoch, never count twice
             renewed = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
             self.leases[(user, stream_id)] = renewed
-            return StartResult(
-                StartStatus.RENEWED, renewed, len(active), limit, limit_source=source, epoch=None
-            )
-        if len(active) >= limit:
-            return StartResult(
-                StartStatus.REFUSED, None, len(active), limit, active, limit_source=source, epoch=None
-            )
-        new = Stream(user, stream_id, device, now, now + ttl_ms)
-        self.leases[(user, stream_id)] = new
-        return StartResult(StartStatus.ADMITTED, new, len(active) + 1, limit, limit_source=source)
+            return answer(StartStatus.RENEWED, renewed, len(active))
+        if len(active) >= info.limit and (not how.evict_oldest or info.limit == 0):
+            return answer(StartStatus.REFUSED, None, len(active), streams=active)
+        victims = active[: max(0, len(active) - info.limit + 1)]  # as many as it takes
+        wait = self._spend(user, now, how.starts_per_min)
+        if wait:
+            return answer(StartStatus.TOO_MANY, None, len(active), retry_after_ms=wait)
+        new = self._admit(user, stream_id, device, now + ttl_ms, now, how.legacy)
+        for v in victims:
+            self._end(user, v.stream_id, Ended(v.stream_id, now, EndReason.EVICTED, stream_id), now + ttl_ms)
+            self._record(user, Event(now, "evicted", how.actor, (v.stream_id,)), now)
+        return answer(StartStatus.ADMITTED, new, len(active) + 1 - len(victims), evicted=victims)
 
-    def heartbeat(self, user: str, stream_id: str, ttl_ms: int, now: int) -> Stream | None:
+    def heartbeat(self, user: str, stream_id: str, ttl_ms: int, limits: Limits, now: int) -> Beat:
         old = self.lease(user, stream_id, now)
-        if old is None:
-            return None
-        beat = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
-        self.leases[(user, stream_id)] = beat
-        return beat
+        if old is not None:
+            beat = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
+            self.leases[(user, stream_id)] = beat
+            return Beat(beat)
+        ended = self.tombstone(user, stream_id, now)
+        if ended is not None:
+            return Beat(ended=ended)
+        if len(self.active(user, now)) >= self.limit_info(user, limits).limit:
+            return Beat()
+        return Beat(self._admit(user, stream_id, None, now + ttl_ms, now, False), readmitted=True)
 
-    def stop(self, user: str, stream_id: str | None, now: int) -> StopResult:
+    def stop(
+        self, user: str, stream_id: str | None, ttl_ms: int, actor: str, audit: bool, now: int
+    ) -> StopResult:
         active = self.active(user, now)
-        # the given stream, or the oldest active one
-        target = next(iter(active), None) if stream_id is None else self.lease(user, stream_id, now)
+        if stream_id is None:  # compat: the oldest legacy lease, never a v1 one
+            target = next((s for s in active if s.legacy), None)
+        else:
+            target = self.lease(user, stream_id, now)
         if target is None:
-            return StopResult(None, len(active))
-        del self.leases[(user, target.stream_id)]
-        return StopResult(target, len(active) - 1)
+            return StopResult(None, len(active), at_ms=now)
+        reason = EndReason.STOPPED_BY_ADMIN if audit else EndReason.STOPPED
+        self._end(user, target.stream_id, Ended(target.stream_id, now, reason), now + ttl_ms)
+        if audit:
+            self._record(user, Event(now, "stopped_by_admin", actor, (target.stream_id,)), now)
+        return StopResult(target, len(active) - 1, at_ms=now)
 
-    def stop_all(self, user: str, now: int) -> int:
-        n = len(self.active(user, now))
-        for key in [k for k in self.leases if k[0] == user]:
-            del self.leases[key]
-        return n
+    def stop_all(self, user: str, ttl_ms: int, actor: str, now: int) -> StoppedAll:
+        ids = tuple(s.stream_id for s in self.active(user, now))
+        for sid in ids:
+            self._end(user, sid, Ended(sid, now, EndReason.STOPPED_ALL), now + ttl_ms)
+        if ids:  # a stop-all that stopped nothing records nothing
+            self._record(user, Event(now, "stopped_all", actor, ids), now)
+        return StoppedAll(now, ids)
 
     def list(self, user: str, limits: Limits, now: int) -> UserStreams:
         info = self.limit_info(user, limits)
-        return UserStreams(user, info.limit, info.source, self.active(user, now))
+        return UserStreams(user, info.limit, info.source, self.active(user, now), info.plan)
 
-    def set_limit(self, user: str, limit: int | None, limits: Limits) -> LimitInfo:
+    def set_limit(self, user: str, limit: int | None, limits: Limits, actor: str, now: int) -> LimitInfo:
         if limit is None:
             self.limits.pop(user, None)
         else:
             self.limits[user] = limit
+        self._record(user, Event(now, "limit_cleared" if limit is None else "limit_set", actor, ()), now)
+        return self.limit_info(user, limits)
+
+    def set_plan(self, user: str, plan: str | None, limits: Limits) -> LimitInfo:
+        if plan is None:
+            self.plans.pop(user, None)
+        else:
+            self.plans[user] = plan
         return self.limit_info(user, limits)

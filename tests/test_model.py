@@ -1,20 +1,22 @@
 """Model-based tests: random operations on a store, every reply checked against ``tests/model.py``.
 
-One Hypothesis state machine drives the Store interface (start, heartbeat, stop, stop-all, list,
-limits) over a few users and stream ids (small pools, so retries, collisions, limits and ties
-matter), random lease lengths, limit overrides 0-4 and the passing of time, and compares each
-reply, field by field (status, counts, limits, ids, devices, started/expires times), with the
-model's.
+One Hypothesis state machine drives the whole Store interface (start with and without eviction,
+legacy starts, heartbeats that renew, meet tombstones or admit again, stops of a stream or of the
+oldest legacy one, by a player or an admin, stop-all, lists, limit overrides, plans set by an admin
+or claimed by a token, the audit trail, the start budget) over a few users and stream ids (small
+pools, so retries, collisions, limits and ties matter), random lease lengths, limits 0-4 and the
+passing of time, and compares each reply, field by field (status, counts, limits, ids, devices,
+started/expires times, each lease's epoch, evicted leases, tombstones, events), with the model's.
 
 The memory store runs on a ``FakeClock``: the model is asked at exactly the store's "now".
 
 On a real Redis the clock is the server's ``TIME`` and cannot be controlled, but it is the same
 system clock the test reads: a call's store time lies between the test's clock read just before
 and just after it. So the model is asked at every instant of that bracket where its answer could
-differ (the bracket's ends, each lease expiry inside it, and the instants a reply's times imply)
-and the reply must equal one of those answers, exactly. Lease lengths are either long (never
-expire during an example) or short (100-200 ms), with a rule that sleeps past the first or the last
-pending short expiry.
+differ (each millisecond of a short bracket; the ends, each expiry inside it and the instants a
+reply's times imply otherwise) and the reply must equal one of those answers, exactly. Lease
+lengths are either long (never expire during an example) or short (100-200 ms), with a rule that
+sleeps past the first or the last pending short expiry.
 """
 
 from __future__ import annotations
@@ -38,7 +40,17 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
-from streamlimit.models import Limits, Start, StartResult, StartStatus, StopResult, Stream, UserStreams
+from streamlimit.models import (
+    Beat,
+    Event,
+    Limits,
+    Start,
+    StartResult,
+    StoppedAll,
+    StopResult,
+    Stream,
+    UserStreams,
+)
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
@@ -54,6 +66,9 @@ STREAMS = ("b", "B", "b.1", "x:y", "z@1")  # more ids than the largest limit; by
 DEVICES = (None, "", "tv", "a|b", "phone ü")  # "" is not None; "|" is the store's own separator
 LONG_TTLS = (90_000, 21_600_000)  # the default lease and the legacy one: never expire in an example
 SHORT_TTLS = (100, 200)  # ms: long enough to be seen active on a real server, short enough to wait out
+PLANS = (("basic", 1), ("family", 4))
+HINTS = (None, "basic", "family", "gold")  # a token's plan claim; "gold" is not a plan
+ACTORS = ("", "player", "ops@example.com")
 
 users = st.sampled_from(USERS)
 streams = st.sampled_from(STREAMS)
@@ -61,15 +76,21 @@ devices = st.sampled_from(DEVICES)
 ttls = st.integers(*SHORT_TTLS) | st.sampled_from(LONG_TTLS)
 limits = st.sampled_from((1, 2, 3, 4, 0))
 default_limits = st.sampled_from((3, 1, 2, 4, 0))  # shrinks towards the real default
+hints = st.sampled_from(HINTS)
+actors = st.sampled_from(ACTORS)
+budgets = st.sampled_from((0, 0, 4, 60_000, 100_000))  # starts per minute; 0: no budget
 
 STORE_TIMEOUT_MS = 5_000  # a slow CI machine must not turn into StoreUnavailable
+EVERY_INSTANT_MS = 20  # a bracket this short is tried at each of its milliseconds
 
 
 def streams_in(reply: object) -> list[Stream]:
     if isinstance(reply, Stream):
         return [reply]
     if isinstance(reply, StartResult):
-        return [*([reply.stream] if reply.stream else []), *reply.streams]
+        return [*([reply.stream] if reply.stream else []), *reply.streams, *reply.evicted]
+    if isinstance(reply, Beat):
+        return [reply.stream] if reply.stream else []
     if isinstance(reply, StopResult):
         return [reply.removed] if reply.removed else []
     if isinstance(reply, UserStreams):
@@ -80,12 +101,14 @@ def streams_in(reply: object) -> list[Stream]:
 class StoreMachine(RuleBasedStateMachine):
     """The rules; a subclass opens the store, reads the store's clock and makes time pass."""
 
+    exact_event_times = True  # a real server's stop or limit change reports no time of its own
+
     def __init__(self) -> None:
         super().__init__()
         self.model = Model()
         self.default_limit = 3
+        self.starts_per_min = 0
         self.history: list[str] = []  # this example's calls and replies, for failure reports
-        self.epochs: dict[str, int] = {}  # the last admission's epoch per user
         # one event loop for the machine's lifetime, driven call by call (asyncio.Runner.run would
         # also install a SIGINT handler on every call, which costs more than a memory-store call)
         self.loop = asyncio.new_event_loop()
@@ -115,6 +138,9 @@ class StoreMachine(RuleBasedStateMachine):
         finally:
             self.loop.close()
 
+    def limits_for(self, hint: str | None = None) -> Limits:
+        return Limits(self.default_limit, PLANS, hint)
+
     def check(
         self,
         what: str,
@@ -130,12 +156,16 @@ class StoreMachine(RuleBasedStateMachine):
         when = f"at {before}" if before == after else f"at some instant in [{before}, {after}]"
         self.history.append(f"{what} {when} -> {actual!r}")
         # the instants in [before, after] where the model's answer can change: the ends, each
-        # expiry of this user's leases, and the "now"s the reply's own times imply
+        # expiry of this user's leases and tombstones, and the "now"s the reply's own times imply
         instants = {before, after, *(e for e in self.model.expiries(user) if before < e <= after)}
+        if after - before <= EVERY_INSTANT_MS:
+            instants.update(range(before, after + 1))
         for s in streams_in(actual):
             instants.add(s.started_at_ms)
             if ttl_ms is not None:
                 instants.add(s.expires_at_ms - ttl_ms)
+        if isinstance(actual, StopResult | StoppedAll) and actual.at_ms is not None:
+            instants.add(actual.at_ms)
         for now in sorted(t for t in instants if before <= t <= after):
             trial = self.model.copy()
             if expect(trial, now) == actual:
@@ -153,32 +183,44 @@ class StoreMachine(RuleBasedStateMachine):
         calls = "\n  ".join(self.history[-100:])
         raise AssertionError(f"{message}\nthis example's calls so far, oldest first:\n  {calls}")
 
-    async def started(self, user: str, call: Coroutine[Any, Any, StartResult]) -> StartResult:
-        """The store's reply without its epoch, once checked: admissions only ever raise it."""
-        result = await call
-        assert result.epoch is not None
-        last = self.epochs.get(user, 0)
-        if result.status is StartStatus.ADMITTED:
-            assert result.epoch > last, f"epoch {result.epoch} after {last}"
-            self.epochs[user] = result.epoch
-        return replace(result, epoch=None)
-
     # -- configuration ---------------------------------------------------------------------------
 
-    @initialize(default_limit=default_limits)
-    def choose_default_limit(self, default_limit: int) -> None:
+    @initialize(default_limit=default_limits, per_min=budgets)
+    def configure(self, default_limit: int, per_min: int) -> None:
         self.default_limit = default_limit
+        self.starts_per_min = per_min
+        self.history.append(f"default limit {default_limit}, start budget {per_min}/min")
 
     # -- the store's operations ------------------------------------------------------------------
 
-    @rule(user=users, stream=streams, device=devices, ttl=ttls)
-    def start(self, user: str, stream: str, device: str | None, ttl: int) -> None:
-        dl = self.default_limit
+    @rule(
+        user=users,
+        stream=streams,
+        device=devices,
+        ttl=ttls,
+        evict=st.booleans(),
+        legacy=st.booleans(),
+        hint=hints,
+        actor=actors,
+    )
+    def start(
+        self,
+        user: str,
+        stream: str,
+        device: str | None,
+        ttl: int,
+        evict: bool = False,
+        legacy: bool = False,
+        hint: str | None = None,
+        actor: str = "",
+    ) -> None:
+        how = Start(evict, actor, self.starts_per_min, legacy)
+        limits = self.limits_for(hint)
         self.check(
-            f"start({user!r}, {stream!r}, {device!r}, ttl={ttl}, default_limit={dl})",
+            f"start({user!r}, {stream!r}, {device!r}, ttl={ttl}, {how}, {limits})",
             user,
-            lambda: self.started(user, self.store.start(user, stream, device, ttl, Limits(dl), Start())),
-            lambda m, now: m.start(user, stream, device, ttl, dl, now),
+            lambda: self.store.start(user, stream, device, ttl, limits, how),
+            lambda m, now: m.start(user, stream, device, ttl, limits, how, now),
             ttl,
         )
 
@@ -188,28 +230,29 @@ class StoreMachine(RuleBasedStateMachine):
         for stream, device, ttl in several:
             self.start(user, stream, device, ttl)
 
-    @rule(user=users, stream=streams, ttl=ttls)
-    def heartbeat(self, user: str, stream: str, ttl: int) -> None:
+    @rule(user=users, stream=streams, ttl=ttls, hint=hints)
+    def heartbeat(self, user: str, stream: str, ttl: int, hint: str | None = None) -> None:
+        limits = self.limits_for(hint)
         self.check(
-            f"heartbeat({user!r}, {stream!r}, ttl={ttl})",
+            f"heartbeat({user!r}, {stream!r}, ttl={ttl}, {limits})",
             user,
-            lambda: self.store.heartbeat(user, stream, ttl),
-            lambda m, now: m.heartbeat(user, stream, ttl, now),
+            lambda: self.store.heartbeat(user, stream, ttl, limits),
+            lambda m, now: m.heartbeat(user, stream, ttl, limits, now),
             ttl,
         )
 
-    @rule(user=users, stream=streams)
-    def stop(self, user: str, stream: str | None) -> None:
+    @rule(user=users, stream=streams, ttl=ttls, admin=st.booleans(), actor=actors)
+    def stop(self, user: str, stream: str | None, ttl: int, admin: bool = False, actor: str = "") -> None:
         self.check(
-            f"stop({user!r}, {stream!r})",
+            f"stop({user!r}, {stream!r}, ttl={ttl}, admin={admin}, actor={actor!r})",
             user,
-            lambda: self.store.stop(user, stream),
-            lambda m, now: m.stop(user, stream, now),
+            lambda: self.store.stop(user, stream, ttl, actor, admin),
+            lambda m, now: m.stop(user, stream, ttl, actor, admin, now),
         )
 
-    @rule(user=users)
-    def stop_the_oldest(self, user: str) -> None:
-        self.stop(user, None)
+    @rule(user=users, ttl=ttls)
+    def stop_the_oldest_legacy(self, user: str, ttl: int) -> None:
+        self.stop(user, None, ttl)
 
     # The same operations aimed at a stream that was started before (active or not), so that
     # retries, heartbeats and stops of real leases are frequent, not a matter of luck.
@@ -218,56 +261,79 @@ class StoreMachine(RuleBasedStateMachine):
         started = sorted(self.model.leases)
         return started[pick % len(started)] if started else (USERS[0], STREAMS[0])
 
-    @rule(pick=st.integers(0, 15), device=devices, ttl=ttls)
-    def start_a_started_stream(self, pick: int, device: str | None, ttl: int) -> None:
-        self.start(*self.known(pick), device, ttl)
+    @rule(pick=st.integers(0, 15), device=devices, ttl=ttls, evict=st.booleans(), legacy=st.booleans())
+    def start_a_started_stream(
+        self, pick: int, device: str | None, ttl: int, evict: bool, legacy: bool
+    ) -> None:
+        self.start(*self.known(pick), device, ttl, evict, legacy)
 
     @rule(pick=st.integers(0, 15), ttl=ttls)
     def heartbeat_a_started_stream(self, pick: int, ttl: int) -> None:
         self.heartbeat(*self.known(pick), ttl)
 
-    @rule(pick=st.integers(0, 15))
-    def stop_a_started_stream(self, pick: int) -> None:
-        self.stop(*self.known(pick))
+    @rule(pick=st.integers(0, 15), ttl=ttls, admin=st.booleans())
+    def stop_a_started_stream(self, pick: int, ttl: int, admin: bool) -> None:
+        self.stop(*self.known(pick), ttl, admin)
+
+    @rule(user=users, ttl=ttls, actor=actors)
+    def stop_all(self, user: str, ttl: int, actor: str) -> None:
+        self.check(
+            f"stop_all({user!r}, ttl={ttl}, actor={actor!r})",
+            user,
+            lambda: self.store.stop_all(user, ttl, actor),
+            lambda m, now: m.stop_all(user, ttl, actor, now),
+        )
+
+    @rule(user=users, limit=st.none() | limits, actor=actors)
+    def set_limit(self, user: str, limit: int | None, actor: str) -> None:
+        self.check(
+            f"set_limit({user!r}, {limit!r}, {self.limits_for()}, actor={actor!r})",
+            user,
+            lambda: self.store.set_limit(user, limit, self.limits_for(), actor),
+            lambda m, now: m.set_limit(user, limit, self.limits_for(), actor, now),
+        )
+
+    @rule(user=users, plan=st.sampled_from((None, "basic", "family")))
+    def set_plan(self, user: str, plan: str | None) -> None:
+        self.check(
+            f"set_plan({user!r}, {plan!r})",
+            user,
+            lambda: self.store.set_plan(user, plan, self.limits_for()),
+            lambda m, now: m.set_plan(user, plan, self.limits_for()),
+        )
+
+    @rule(user=users, hint=hints)
+    def get_limit(self, user: str, hint: str | None) -> None:
+        limits = self.limits_for(hint)
+        self.check(
+            f"get_limit({user!r}, {limits})",
+            user,
+            lambda: self.store.get_limit(user, limits),
+            lambda m, now: m.limit_info(user, limits),
+        )
+
+    @rule(user=users, hint=hints)
+    def list_streams(self, user: str, hint: str | None = None) -> None:
+        limits = self.limits_for(hint)
+        self.check(
+            f"list({user!r}, {limits})",
+            user,
+            lambda: self.store.list(user, limits),
+            lambda m, now: m.list(user, limits, now),
+        )
+
+    def event_times(self, events: tuple[Event, ...]) -> tuple[Event, ...]:
+        """The events, without the times a real server's replies do not pin down."""
+        if self.exact_event_times:
+            return events
+        return tuple(replace(e, at_ms=0) for e in events)
 
     @rule(user=users)
-    def stop_all(self, user: str) -> None:
-        self.check(
-            f"stop_all({user!r})",
-            user,
-            lambda: self.store.stop_all(user),
-            lambda m, now: m.stop_all(user, now),
-        )
+    def events(self, user: str) -> None:
+        async def call() -> tuple[Event, ...]:
+            return self.event_times(await self.store.events(user))
 
-    @rule(user=users, limit=st.none() | limits)
-    def set_limit(self, user: str, limit: int | None) -> None:
-        dl = self.default_limit
-        self.check(
-            f"set_limit({user!r}, {limit!r}, default_limit={dl})",
-            user,
-            lambda: self.store.set_limit(user, limit, Limits(dl)),
-            lambda m, now: m.set_limit(user, limit, Limits(dl)),
-        )
-
-    @rule(user=users)
-    def get_limit(self, user: str) -> None:
-        dl = self.default_limit
-        self.check(
-            f"get_limit({user!r}, default_limit={dl})",
-            user,
-            lambda: self.store.get_limit(user, Limits(dl)),
-            lambda m, now: m.limit_info(user, Limits(dl)),
-        )
-
-    @rule(user=users)
-    def list_streams(self, user: str) -> None:
-        dl = self.default_limit
-        self.check(
-            f"list({user!r}, default_limit={dl})",
-            user,
-            lambda: self.store.list(user, Limits(dl)),
-            lambda m, now: m.list(user, Limits(dl), now),
-        )
+        self.check(f"events({user!r})", user, call, lambda m, now: self.event_times(m.user_events(user, now)))
 
     @invariant()
     def every_list_matches(self) -> None:
@@ -310,6 +376,7 @@ class RedisMachine(StoreMachine):
     """The Redis store on a real valkey-server (``server``), emptied for each example."""
 
     server: RedisServer
+    exact_event_times = False
 
     def __init__(self) -> None:
         self.server.command("FLUSHALL")
@@ -361,10 +428,12 @@ class RedisMachine(StoreMachine):
                 p.pexpiretime(info)
                 p.hget(limit, "limit")
                 p.pttl(limit)
+                for key in user_keys(user)[3:]:  # ended, events, rate
+                    p.pttl(key)
                 return list(await p.execute())
 
         for user in USERS:
-            members, fields, leases_at, info_at, limit, limit_ttl = self.run(snapshot(user))
+            members, fields, leases_at, info_at, limit, limit_ttl, *ttls = self.run(snapshot(user))
             last = int(max(score for _, score in members)) if members else -2  # -2: no such key
             override = self.model.limits.get(user)
             found = {
@@ -372,6 +441,7 @@ class RedisMachine(StoreMachine):
                 "expiry of the info key": info_at,
                 "info fields": sorted(f for f in fields if f != "#epoch"),
                 "limit key, its ttl": (limit, limit_ttl),
+                "tombstones, events and budget expire": [t != -1 for t in ttls],
             }
             # with no lease left, the info key may keep the epoch for at most a second more
             epoch_only = not members and 0 < info_at <= self.now_ms() + 1000
@@ -379,7 +449,11 @@ class RedisMachine(StoreMachine):
                 "expiry of the leases key": last,
                 "expiry of the info key": info_at if epoch_only else last,
                 "info fields": sorted(m for m, _ in members),
-                "limit key, its ttl": (None, -2) if override is None else (str(override), -1),
+                "limit key, its ttl": (
+                    None if override is None else str(override),
+                    -1 if override is not None or user in self.model.plans else -2,
+                ),
+                "tombstones, events and budget expire": [True, True, True],
             }
             if found != wanted:
                 self.fail(f"the keys of {user!r} (leases {members}):\n  found  {found}\n  wanted {wanted}")

@@ -56,6 +56,16 @@ class StreamEvicted(StreamNotActive):
         self.replaced_by = replaced_by
 
 
+class StreamStopped(StreamNotActive):
+    """The stream was stopped (by its player, "sign out of all devices", or an admin) within a
+    lease TTL; ``reason`` is ``stopped``, ``stopped_all`` or ``stopped_by_admin``."""
+
+    def __init__(self, user_id: str, stream_id: str, stopped_at_ms: int, reason: str) -> None:
+        super().__init__(user_id, stream_id)
+        self.stopped_at_ms = stopped_at_ms
+        self.reason = reason
+
+
 class UnknownPlan(StreamLimitError):
     """A plan name that is not one of the configured plans."""
 

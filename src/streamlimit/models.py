@@ -15,6 +15,8 @@ class Stream:
     device: str | None
     started_at_ms: int
     expires_at_ms: int
+    epoch: int | None = None  # this lease's own admission epoch (fencing); None when degraded
+    legacy: bool = False  # started through the compat API
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +35,13 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class Start:
     """What a start asks for besides the stream: evict the oldest when full, who asks (for
-    the audit trail), and the per-minute budget of admissions (0: none)."""
+    the audit trail), the per-minute budget of admissions (0: none), and whether the lease is a
+    legacy (compat) one."""
 
     evict_oldest: bool = False
     actor: str = ""
     starts_per_min: int = 0
+    legacy: bool = False
 
 
 class StartStatus(enum.Enum):
@@ -57,18 +61,41 @@ class StartResult:
     degraded: bool = False  # answered by the outage policy, not by the store
     limit_source: str = "default"  # "user", "plan" or "default"
     plan: str | None = None
-    epoch: int | None = None  # the user's admission counter (fencing); None when degraded
-    evicted: Stream | None = None  # the stream this admission replaced
+    evicted: tuple[Stream, ...] = ()  # the streams this admission replaced, oldest first
     retry_after_ms: int = 0  # TOO_MANY: when the budget allows the next admission
+
+    @property
+    def epoch(self) -> int | None:
+        """The lease's own admission epoch; None when refused or degraded."""
+        return self.stream.epoch if self.stream is not None else None
+
+
+class EndReason(enum.Enum):
+    EVICTED = "evicted"  # another start took its slot ("watch here instead")
+    STOPPED = "stopped"  # stopped by its own player
+    STOPPED_ALL = "stopped_all"  # "sign out of all devices"
+    STOPPED_BY_ADMIN = "stopped_by_admin"
 
 
 @dataclass(frozen=True, slots=True)
-class Evicted:
-    """A stream replaced by another start ("watch here instead"), remembered one lease TTL."""
+class Ended:
+    """A tombstone: why an active stream ended, remembered one lease TTL, so that its late
+    heartbeats are told (410) instead of admitting it again."""
 
     stream_id: str
-    evicted_at_ms: int
-    replaced_by: str
+    at_ms: int
+    reason: EndReason
+    replaced_by: str | None = None  # EVICTED: the stream that took the slot
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """A heartbeat's answer from the store: the lease after it (renewed, or admitted again when
+    it was not active, had no tombstone and a slot was free), its tombstone, or neither."""
+
+    stream: Stream | None = None
+    readmitted: bool = False
+    ended: Ended | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +112,7 @@ class Event:
 class HeartbeatResult:
     stream: Stream
     degraded: bool = False
+    readmitted: bool = False  # the stream was not active and took a free slot again
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +120,15 @@ class StopResult:
     removed: Stream | None  # None when nothing active matched
     active: int | None  # active streams after the call; None when degraded
     degraded: bool = False
+    at_ms: int | None = None  # the store's time of the stop; None when degraded
+
+
+@dataclass(frozen=True, slots=True)
+class StoppedAll:
+    """A stop-all: when (the store's time), and the streams it stopped, oldest first."""
+
+    at_ms: int
+    stream_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

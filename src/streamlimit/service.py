@@ -16,13 +16,14 @@ from streamlimit.errors import (
     StoreUnavailable,
     StreamEvicted,
     StreamNotActive,
+    StreamStopped,
     TooManyStarts,
     UnknownPlan,
 )
 from streamlimit.ids import ID_RULE, MAX_DEVICE_LEN, MAX_LIMIT, is_valid_id
 from streamlimit.models import (
+    EndReason,
     Event,
-    Evicted,
     HeartbeatResult,
     LimitInfo,
     Limits,
@@ -150,7 +151,7 @@ class StreamService:
         if device is not None and len(device) > MAX_DEVICE_LEN:
             raise InvalidInput("device", f"device must be at most {MAX_DEVICE_LEN} characters")
         ttl_ms = self.policy.legacy_lease_ttl_ms if legacy else self.policy.lease_ttl_ms
-        how = Start(self._evicts(on_limit), caller.name, self.policy.starts_per_min)
+        how = Start(self._evicts(on_limit), caller.name, self.policy.starts_per_min, legacy)
         limits = self.policy.limits(caller.plan)
         try:
             result = await self.store.start(user_id, stream_id, device, ttl_ms, limits, how)
@@ -161,8 +162,8 @@ class StreamService:
             return StartResult(StartStatus.ADMITTED, stream, None, self.policy.default_limit, degraded=True)
         if result.status is StartStatus.TOO_MANY:
             raise TooManyStarts(user_id, result.retry_after_ms)
-        if result.evicted is not None:
-            _audit("evicted", user_id, caller.name, (result.evicted.stream_id,))
+        for victim in result.evicted:
+            _audit("evicted", user_id, caller.name, (victim.stream_id,))
         return result
 
     def _evicts(self, on_limit: str | None) -> bool:
@@ -176,30 +177,36 @@ class StreamService:
             )
         return on_limit == "evict_oldest"
 
-    async def heartbeat(self, user_id: str, stream_id: str) -> HeartbeatResult:
+    async def heartbeat(self, user_id: str, stream_id: str, caller: Caller = NOBODY) -> HeartbeatResult:
+        """Renew the lease; a stream that is not active (after an outage, a long sleep) and was
+        neither evicted nor stopped is admitted again when a slot is free (``readmitted``)."""
         check_id("user_id", user_id)
         check_id("stream_id", stream_id)
         ttl_ms = self.policy.lease_ttl_ms
         try:
-            stream = await self.store.heartbeat(user_id, stream_id, ttl_ms)
+            beat = await self.store.heartbeat(user_id, stream_id, ttl_ms, self.policy.limits(caller.plan))
         except StoreUnavailable as exc:
             self._degrade("heartbeat", exc)
             now = time.time_ns() // 1_000_000
             return HeartbeatResult(Stream(user_id, stream_id, None, now, now + ttl_ms), degraded=True)
-        if isinstance(stream, Evicted):
-            raise StreamEvicted(user_id, stream_id, stream.evicted_at_ms, stream.replaced_by)
-        if stream is None:
+        if beat.stream is not None:
+            return HeartbeatResult(beat.stream, readmitted=beat.readmitted)
+        ended = beat.ended
+        if ended is None:
             raise StreamNotActive(user_id, stream_id)
-        return HeartbeatResult(stream)
+        if ended.reason is EndReason.EVICTED:
+            raise StreamEvicted(user_id, stream_id, ended.at_ms, ended.replaced_by or "")
+        raise StreamStopped(user_id, stream_id, ended.at_ms, ended.reason.value)
 
     async def stop(self, user_id: str, stream_id: str | None = None, caller: Caller = NOBODY) -> StopResult:
-        """Stop ``stream_id``, or the oldest active stream when None; an admin's stop of another
-        user's stream goes to the audit trail."""
+        """Stop ``stream_id``, or the oldest legacy (compat) stream when None; an admin's stop of
+        another user's stream goes to the audit trail. A tombstone answers its late heartbeats."""
         check_id("user_id", user_id)
         if stream_id is not None:
             check_id("stream_id", stream_id)
         try:
-            result = await self.store.stop(user_id, stream_id, caller.name, caller.admin)
+            ttl_ms = self.policy.lease_ttl_ms
+            result = await self.store.stop(user_id, stream_id, ttl_ms, caller.name, caller.admin)
         except StoreUnavailable as exc:
             self._degrade("stop", exc)
             return StopResult(None, None, degraded=True)
@@ -221,9 +228,10 @@ class StreamService:
 
     async def stop_all(self, user_id: str, caller: Caller = NOBODY) -> int:
         check_id("user_id", user_id)
-        stopped = await self.store.stop_all(user_id, caller.name)
-        _audit("stopped_all", user_id, caller.name)
-        return stopped
+        stopped = await self.store.stop_all(user_id, self.policy.lease_ttl_ms, caller.name)
+        if stopped.stream_ids:
+            _audit("stopped_all", user_id, caller.name, stopped.stream_ids)
+        return len(stopped.stream_ids)
 
     async def get_limit(self, user_id: str, caller: Caller = NOBODY) -> LimitInfo:
         check_id("user_id", user_id)

@@ -161,7 +161,8 @@ _PATHS: dict[str, Any] = {
                 **_BAD,
                 "404": _problem("not active (`stream_not_active`): stop playback; or no such route"),
                 "410": _problem(
-                    "evicted by another start (`stream_evicted`, with `replaced_by`): stop playback"
+                    "evicted by another start (`stream_evicted`, with `replaced_by`) or stopped "
+                    "(`stream_stopped`, with `reason`: stopped, stopped_all, stopped_by_admin): stop playback"
                 ),
             },
         },

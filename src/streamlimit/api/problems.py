@@ -20,6 +20,7 @@ from streamlimit.errors import (
     InvalidInput,
     StoreUnavailable,
     StreamEvicted,
+    StreamStopped,
     StreamNotActive,
     TooManyStarts,
     Unauthenticated,
@@ -124,6 +125,29 @@ async def _evicted(request: Request, exc: Exception) -> Response:
     )
 
 
+_STOPPED_BY = {
+    "stopped": "this stream was stopped by its player",
+    "stopped_all": "this account signed out of all devices",
+    "stopped_by_admin": "an operator stopped this stream",
+}
+
+
+async def _stopped(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StreamStopped)
+    return problem_response(
+        request,
+        410,
+        "stream_stopped",
+        f"{_STOPPED_BY.get(exc.reason, 'this stream was stopped')}: stop playback",
+        {
+            "user_id": exc.user_id,
+            "stream_id": exc.stream_id,
+            "stopped_at": rfc3339(exc.stopped_at_ms),
+            "reason": exc.reason,
+        },
+    )
+
+
 async def _unknown_plan(request: Request, exc: Exception) -> Response:
     return problem_response(request, 404, "unknown_plan", str(exc), {"field": "plan"})
 
@@ -172,6 +196,7 @@ HANDLERS = {
     InvalidInput: _invalid,
     StreamNotActive: _not_active,
     StreamEvicted: _evicted,
+    StreamStopped: _stopped,
     TooManyStarts: _too_many,
     UnknownPlan: _unknown_plan,
     Unauthenticated: _unauthenticated,

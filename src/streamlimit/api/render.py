@@ -29,6 +29,8 @@ def stream_body(s: Stream) -> dict[str, Any]:
         "device": s.device,
         "started_at": rfc3339(s.started_at_ms),
         "expires_at": rfc3339(s.expires_at_ms),
+        "epoch": s.epoch,
+        "legacy": s.legacy,
     }
 
 

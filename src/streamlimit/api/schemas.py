@@ -48,6 +48,13 @@ SCHEMAS: dict[str, Any] = {
             "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
             "started_at": TIME,
             "expires_at": TIME,
+            "epoch": {
+                "type": "integer",
+                "nullable": True,
+                "description": "this lease's own admission epoch: every admission of the user gets a "
+                "higher one (fencing); null when degraded",
+            },
+            "legacy": {"type": "boolean", "description": "started through the compat API"},
         },
     },
     "Lease": {
@@ -61,16 +68,21 @@ SCHEMAS: dict[str, Any] = {
                     "degraded": {"type": "boolean"},
                     "active": {"type": "integer", "nullable": True, "description": "start only"},
                     **LIMIT_FIELDS,
-                    "epoch": {
-                        "type": "integer",
-                        "nullable": True,
-                        "description": "start only: the user's admission counter; it only grows (fencing); "
-                        "null when degraded",
-                    },
                     "evicted": {
                         "allOf": [ref("Stream")],
                         "nullable": True,
-                        "description": "start only: the stream this start replaced",
+                        "description": "start only: the (oldest) stream this start replaced",
+                    },
+                    "evicted_streams": {
+                        "type": "array",
+                        "items": ref("Stream"),
+                        "description": "start only: every stream this start replaced, oldest first "
+                        "(several when the limit was lowered below the active count)",
+                    },
+                    "readmitted": {
+                        "type": "boolean",
+                        "description": "heartbeat only: the stream was not active (an outage, a long "
+                        "sleep), was neither evicted nor stopped, and took a free slot again",
                     },
                 },
             },

@@ -60,7 +60,8 @@ async def start(request: Request) -> Response:
         "active": result.active,
         **limit,
         "epoch": result.epoch,
-        "evicted": stream_body(result.evicted) if result.evicted else None,
+        "evicted": stream_body(result.evicted[0]) if result.evicted else None,
+        "evicted_streams": [stream_body(s) for s in result.evicted],
     }
     if result.degraded:
         return json(out, 200, DEGRADED)
@@ -72,10 +73,10 @@ async def start(request: Request) -> Response:
 async def heartbeat(request: Request) -> Response:
     service = service_of(request)
     p = request.path_params
-    for_user(request, p["user_id"])
-    result = await service.heartbeat(p["user_id"], p["stream_id"])
+    who = for_user(request, p["user_id"])
+    result = await service.heartbeat(p["user_id"], p["stream_id"], who)
     return json(
-        _lease_body(service, result.stream, result.degraded),
+        {**_lease_body(service, result.stream, result.degraded), "readmitted": result.readmitted},
         headers=DEGRADED if result.degraded else None,
     )
 

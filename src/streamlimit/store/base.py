@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from streamlimit.models import (
+    Beat,
     Event,
-    Evicted,
     LimitInfo,
     Limits,
     Start,
     StartResult,
+    StoppedAll,
     StopResult,
-    Stream,
     UserStreams,
 )
 
@@ -24,24 +24,26 @@ class Store(Protocol):
     async def start(
         self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start
     ) -> StartResult:
-        """Admit a new lease if a slot is free (or evict the oldest, if ``how`` says so), renew it
-        if already active, else refuse; admissions spend the per-minute budget."""
+        """Admit a new lease if a slot is free (or, if ``how`` says so, evict the oldest, as many
+        as it takes to end at the limit), renew it if already active, else refuse; admissions
+        spend the per-minute budget. Each lease gets its own epoch, above every earlier one."""
 
-    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | Evicted | None:
-        """Extend an active lease to at least now + ttl; ``Evicted`` when another start replaced
-        it within a lease TTL; None when it is not active."""
+    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int, limits: Limits) -> Beat:
+        """Extend an active lease to at least now + ttl; the tombstone when it was evicted or
+        stopped within a lease TTL; otherwise admit it again when a slot is free (no budget)."""
 
     async def stop(
-        self, user_id: str, stream_id: str | None, actor: str = "", audit: bool = False
+        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: str = "", audit: bool = False
     ) -> StopResult:
-        """Remove one active lease: ``stream_id``, or the oldest when None; with ``audit``,
-        record it as stopped by an admin."""
+        """Remove one active lease: ``stream_id``, or the oldest legacy (compat) one when None,
+        leaving a tombstone for ``ttl_ms``; with ``audit``, record it as stopped by an admin."""
 
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
         """The user's active leases, oldest first, and effective limit."""
 
-    async def stop_all(self, user_id: str, actor: str = "") -> int:
-        """Remove every lease of the user, and record it; returns how many were active."""
+    async def stop_all(self, user_id: str, ttl_ms: int, actor: str = "") -> StoppedAll:
+        """Remove every lease of the user, each with a tombstone for ``ttl_ms``, and record it
+        when any was active; returns when, and the ids stopped, oldest first."""
 
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo: ...
 

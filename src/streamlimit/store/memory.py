@@ -5,17 +5,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streamlimit.models import (
+    Beat,
+    Ended,
+    EndReason,
     Event,
-    Evicted,
     LimitInfo,
     Limits,
     Start,
     StartResult,
     StartStatus,
+    StoppedAll,
     StopResult,
     Stream,
     UserStreams,
@@ -49,9 +52,22 @@ class _User:
     epoch: int = 0
     limit: int | None = None  # override
     plan: str | None = None  # set by an admin
-    evicted: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # id -> (at, by, until)
+    ended: dict[str, tuple[Ended, int]] = field(default_factory=dict)  # tombstone, until (ms)
     events: list[Event] = field(default_factory=list)  # newest first
-    budget_tat: float = 0.0  # GCRA theoretical arrival time of the start budget
+    budget_tat_us: int = 0  # GCRA theoretical arrival time of the start budget
+
+
+def _budget(tat_us: int, now: int, per_min: int) -> tuple[int, int | None]:
+    """The ms to wait (0: allowed) and the new theoretical arrival time, as lua/_prelude.lua's
+    ``budget``: integer microseconds, a burst of ``per_min``, then one every 60/per_min s."""
+    if per_min <= 0:
+        return 0, None
+    now_us, period = now * 1000, 60_000_000 // per_min
+    tat = max(tat_us, now_us)
+    wait = tat + period - now_us - 60_000_000
+    if wait > 0:
+        return math.ceil(wait / 1000), None
+    return 0, tat + period
 
 
 class MemoryStore:
@@ -76,9 +92,10 @@ class MemoryStore:
         """What the Redis store's key and member expiry would have removed by ``now``."""
         for sid in [s for s, lease in u.leases.items() if lease.expires_at_ms <= now]:
             del u.leases[sid]
-        for sid in [s for s, (_, _, until) in u.evicted.items() if until <= now]:
-            del u.evicted[sid]
-        if u.events and u.events[0].at_ms + EVENTS_TTL_MS <= now:
+        for sid in [s for s, (_, until) in u.ended.items() if until <= now]:
+            del u.ended[sid]
+        # a key expiring at T is still there at T (Redis drops it once now > T)
+        if u.events and u.events[0].at_ms + EVENTS_TTL_MS < now:
             u.events.clear()
 
     def _sweep(self, now: int) -> None:
@@ -87,10 +104,10 @@ class MemoryStore:
         last sweep, so its cost per call stays constant."""
         for user_id, u in list(self._users.items()):
             self._expire(u, now)
-            idle = not (u.leases or u.evicted or u.events) and u.limit is None and u.plan is None
+            idle = not (u.leases or u.ended or u.events) and u.limit is None and u.plan is None
             # the epoch is kept a second past its last use, as Redis keeps '#epoch': a new one
             # is at least now * 1000 (lua/_prelude.lua), so it still grows once forgotten
-            if idle and u.budget_tat <= now and u.epoch < (now - 1000) * 1000:
+            if idle and u.budget_tat_us <= now * 1000 and u.epoch < (now - 1000) * 1000:
                 del self._users[user_id]
         self._sweep_at = max(1024, 2 * len(self._users))
 
@@ -118,16 +135,14 @@ class MemoryStore:
         del u.events[EVENTS_KEPT:]
 
     @staticmethod
-    def _spend(u: _User, now: int, per_min: int) -> int:
-        if per_min <= 0:
-            return 0
-        period = 60_000 / per_min
-        tat = max(u.budget_tat, now)
-        wait = tat + period - now - 60_000
-        if wait > 0:
-            return math.ceil(wait)
-        u.budget_tat = tat + period
-        return 0
+    def _admit(
+        u: _User, user_id: str, stream_id: str, device: str | None, end: int, now: int, legacy: bool
+    ) -> Stream:
+        u.epoch = max(u.epoch + 1, now * 1000)
+        lease = Stream(user_id, stream_id, device, now, end, u.epoch, legacy)
+        u.leases[stream_id] = lease
+        u.ended.pop(stream_id, None)
+        return lease
 
     async def start(
         self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start
@@ -139,71 +154,76 @@ class MemoryStore:
         def answer(status: StartStatus, stream: Stream | None = None, **extra: Any) -> StartResult:
             return StartResult(
                 status, stream, len(u.leases), info.limit, limit_source=info.source, plan=info.plan,
-                epoch=u.epoch, **extra,
+                **extra,
             )  # fmt: skip
 
         old = u.leases.get(stream_id)
         if old is not None:
-            expires = max(old.expires_at_ms, now + ttl_ms)
-            renewed = Stream(user_id, stream_id, old.device, old.started_at_ms, expires)
+            renewed = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
             u.leases[stream_id] = renewed
             return answer(StartStatus.RENEWED, renewed)
-        victim = None
-        if len(u.leases) >= info.limit:
-            if not how.evict_oldest or info.limit == 0:
-                return answer(StartStatus.REFUSED, streams=self._sorted(u.leases))
-            victim = self._sorted(u.leases)[0]
-        wait = self._spend(u, now, how.starts_per_min)
+        active = self._sorted(u.leases)
+        if len(active) >= info.limit and (not how.evict_oldest or info.limit == 0):
+            return answer(StartStatus.REFUSED, streams=active)
+        victims = active[: max(0, len(active) - info.limit + 1)]
+        wait, tat = _budget(u.budget_tat_us, now, how.starts_per_min)
         if wait:
             return answer(StartStatus.TOO_MANY, retry_after_ms=wait)
-        if victim is not None:
+        if tat is not None:
+            u.budget_tat_us = tat
+        stream = self._admit(u, user_id, stream_id, device, now + ttl_ms, now, how.legacy)
+        for victim in victims:
             del u.leases[victim.stream_id]
-            u.evicted[victim.stream_id] = (now, stream_id, now + ttl_ms)
+            u.ended[victim.stream_id] = (
+                Ended(victim.stream_id, now, EndReason.EVICTED, stream_id),
+                now + ttl_ms,
+            )
             self._record(u, Event(now, "evicted", how.actor, (victim.stream_id,)))
-        u.evicted.pop(stream_id, None)
-        stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
-        u.leases[stream_id] = stream
-        u.epoch = max(u.epoch + 1, now * 1000)
-        return answer(StartStatus.ADMITTED, stream, evicted=victim)
+        return answer(StartStatus.ADMITTED, stream, evicted=victims)
 
-    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | Evicted | None:
+    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int, limits: Limits) -> Beat:
         now = self._clock()
         u = self._user(user_id, now)
         old = u.leases.get(stream_id)
-        if old is None:
-            if stream_id in u.evicted:
-                at, by, _ = u.evicted[stream_id]
-                return Evicted(stream_id, at, by)
-            return None
-        expires = max(old.expires_at_ms, now + ttl_ms)
-        u.leases[stream_id] = Stream(user_id, stream_id, old.device, old.started_at_ms, expires)
-        return u.leases[stream_id]
+        if old is not None:
+            u.leases[stream_id] = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
+            return Beat(u.leases[stream_id])
+        if stream_id in u.ended:
+            return Beat(ended=u.ended[stream_id][0])
+        if len(u.leases) >= self._limit(user_id, u, limits).limit:
+            return Beat()
+        return Beat(self._admit(u, user_id, stream_id, None, now + ttl_ms, now, False), readmitted=True)
 
     async def stop(
-        self, user_id: str, stream_id: str | None, actor: str = "", audit: bool = False
+        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: str = "", audit: bool = False
     ) -> StopResult:
         now = self._clock()
         u = self._user(user_id, now)
         if stream_id is None:
-            ordered = self._sorted(u.leases)
-            stream_id = ordered[0].stream_id if ordered else None
+            stream_id = next((s.stream_id for s in self._sorted(u.leases) if s.legacy), None)
         removed = u.leases.pop(stream_id, None) if stream_id is not None else None
-        if removed is not None and audit:
-            self._record(u, Event(now, "stopped_by_admin", actor, (removed.stream_id,)))
-        return StopResult(removed, len(u.leases))
+        if removed is not None:
+            reason = EndReason.STOPPED_BY_ADMIN if audit else EndReason.STOPPED
+            u.ended[removed.stream_id] = (Ended(removed.stream_id, now, reason), now + ttl_ms)
+            if audit:
+                self._record(u, Event(now, "stopped_by_admin", actor, (removed.stream_id,)))
+        return StopResult(removed, len(u.leases), at_ms=now)
 
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
         u = self._user(user_id, self._clock())
         info = self._limit(user_id, u, limits)
         return UserStreams(user_id, info.limit, info.source, self._sorted(u.leases), info.plan)
 
-    async def stop_all(self, user_id: str, actor: str = "") -> int:
+    async def stop_all(self, user_id: str, ttl_ms: int, actor: str = "") -> StoppedAll:
         now = self._clock()
         u = self._user(user_id, now)
         ids = tuple(s.stream_id for s in self._sorted(u.leases))
         u.leases.clear()
-        self._record(u, Event(now, "stopped_all", actor, ids))
-        return len(ids)
+        for sid in ids:
+            u.ended[sid] = (Ended(sid, now, EndReason.STOPPED_ALL), now + ttl_ms)
+        if ids:
+            self._record(u, Event(now, "stopped_all", actor, ids))
+        return StoppedAll(now, ids)
 
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
         return self._limit(user_id, self._user(user_id, self._clock()), limits)

@@ -4,53 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from streamlimit.errors import StoreUnavailable
 from streamlimit.models import (
+    Beat,
     Event,
-    Evicted,
     LimitInfo,
     Limits,
     Start,
     StartResult,
-    StartStatus,
+    StoppedAll,
     StopResult,
-    Stream,
     UserStreams,
 )
-from streamlimit.store import scripts
+from streamlimit.store import replies, scripts
 from streamlimit.store.keys import PATTERN, user_keys
 from streamlimit.store.resp import ReplyError
 
 if TYPE_CHECKING:
     from streamlimit.metrics import Metrics
 
-_STATUS = {0: StartStatus.REFUSED, 1: StartStatus.ADMITTED, 2: StartStatus.RENEWED, 3: StartStatus.TOO_MANY}
-
 
 def _limit_args(limits: Limits) -> tuple[int, str, str]:
     return limits.default, limits.encoded_plans(), limits.plan_hint or ""
-
-
-def _event(raw: str) -> Event:
-    d = json.loads(raw)
-    streams = d.get("streams") or []  # Lua's cjson encodes an empty list as {}
-    return Event(int(d["at"]), str(d["action"]), str(d.get("actor", "")), tuple(str(s) for s in streams))
-
-
-def _stream(user_id: str, stream_id: str, expires_ms: int, info: str) -> Stream:
-    started, sep, device = info.partition("|")
-    return Stream(user_id, stream_id, device if sep else None, int(started), int(expires_ms))
-
-
-def _streams(user_id: str, flat: Sequence[Any]) -> tuple[Stream, ...]:
-    found = [_stream(user_id, flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
-    found.sort(key=lambda s: (s.started_at_ms, s.stream_id))
-    return tuple(found)
 
 
 class Client(Protocol):
@@ -119,51 +98,34 @@ class RedisStore:
     async def start(
         self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start
     ) -> StartResult:
-        suffix = "" if device is None else f"|{device}"
+        suffix, kind = replies.info(device, how.legacy)
         r = await self._eval(
             "start", user_id, stream_id, suffix, ttl_ms, *_limit_args(limits),
-            "1" if how.evict_oldest else "0", how.actor, how.starts_per_min,
+            "1" if how.evict_oldest else "0", how.actor, how.starts_per_min, kind,
         )  # fmt: skip
-        status, limit, active = _STATUS[r[0]], int(r[2]), int(r[3])
+        return replies.start(user_id, stream_id, r)
 
-        def answer(stream: Stream | None = None, **extra: Any) -> StartResult:
-            return StartResult(
-                status, stream, active, limit, limit_source=r[4], plan=r[5] or None, epoch=int(r[6]), **extra
-            )
-
-        if status is StartStatus.REFUSED:
-            return answer(streams=_streams(user_id, r[7:]))
-        if status is StartStatus.TOO_MANY:
-            return answer(retry_after_ms=int(r[7]))
-        evicted = _stream(user_id, r[9], r[10], r[11]) if len(r) > 9 else None
-        return answer(_stream(user_id, stream_id, r[7], r[8]), evicted=evicted)
-
-    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | Evicted | None:
-        r = await self._eval("heartbeat", user_id, stream_id, ttl_ms)
-        if r[0] == 2:
-            at, _, by = r[2].partition("|")
-            return Evicted(stream_id, int(at), by)
-        return _stream(user_id, stream_id, r[2], r[3]) if r[0] else None
+    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int, limits: Limits) -> Beat:
+        r = await self._eval("heartbeat", user_id, stream_id, ttl_ms, *_limit_args(limits))
+        return replies.heartbeat(user_id, stream_id, r)
 
     async def stop(
-        self, user_id: str, stream_id: str | None, actor: str = "", audit: bool = False
+        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: str = "", audit: bool = False
     ) -> StopResult:
-        r = await self._eval("stop", user_id, stream_id or "", actor, "1" if audit else "0")
-        removed = _stream(user_id, r[3], r[4], r[5]) if r[0] else None
-        return StopResult(removed, int(r[2]))
+        r = await self._eval("stop", user_id, stream_id or "", ttl_ms, actor, "1" if audit else "0")
+        return replies.stop(user_id, r)
 
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
-        r = await self._eval("list", user_id, *_limit_args(limits))
-        return UserStreams(user_id, int(r[1]), r[2], _streams(user_id, r[4:]), r[3] or None)
+        return replies.list_(user_id, await self._eval("list", user_id, *_limit_args(limits)))
 
-    async def stop_all(self, user_id: str, actor: str = "") -> int:
-        return int(await self._eval("stop_all", user_id, actor))
+    async def stop_all(self, user_id: str, ttl_ms: int, actor: str = "") -> StoppedAll:
+        return replies.stop_all(await self._eval("stop_all", user_id, ttl_ms, actor))
 
     async def _limit(
         self, user_id: str, op: str, value: str | int, limits: Limits, actor: str = ""
     ) -> LimitInfo:
         r = await self._eval("limit", user_id, op, value, *_limit_args(limits), actor)
-        return LimitInfo(user_id, int(r[0]), r[1], r[2] or None)
+        return replies.limit(user_id, r)
 
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
         return await self._limit(user_id, "get", 0, limits)
@@ -177,7 +139,7 @@ class RedisStore:
         return await self._limit(user_id, "unplan" if plan is None else "plan", plan or "", limits)
 
     async def events(self, user_id: str) -> tuple[Event, ...]:
-        return tuple(_event(raw) for raw in await self._eval("events", user_id))
+        return tuple(replies.event(raw) for raw in await self._eval("events", user_id))
 
     async def estimate_active(self) -> int:
         """Active streams, estimated from one SCAN page (continuing where the last one ended):

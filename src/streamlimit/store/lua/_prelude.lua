@@ -1,17 +1,27 @@
 -- Shared prelude, prepended to every script. Every script gets the same six keys of one user:
--- KEYS[1] leases:   sorted set, member = stream_id, score = expiry (ms, store clock)
--- KEYS[2] info:     hash, stream_id -> "<started_ms>" or "<started_ms>|<device>", and the
---                   field '#epoch' (ids cannot contain '#')
--- KEYS[3] settings: hash {limit = per-user override, plan = plan set by an admin}; no TTL
--- KEYS[4] evicted:  hash, stream_id -> "<evicted_at_ms>|<replaced_by>|<until_ms>" (one lease TTL)
--- KEYS[5] events:   list of JSON audit events, newest first, the last 100, 30 days
--- KEYS[6] rate:     the start budget: GCRA theoretical arrival time (ms)
--- invariant: after purge() no member with score <= now survives, and the hash has
--- exactly the sorted set's members (plus '#epoch'); both expire when their last lease does (the
--- info key, left with only '#epoch' by a stop, a second later).
+local LEASES = KEYS[1] -- sorted set, member = stream_id, score = expiry (ms, store clock)
+local INFO = KEYS[2] -- hash, stream_id -> "<started_ms>|<epoch>|<kind>" or "...|<kind>|<device>"
+--                      (kind 'v': v1, 'l': legacy/compat), and '#epoch' (ids cannot contain '#')
+local SETTINGS = KEYS[3] -- hash {limit = per-user override, plan = plan set by an admin}; no TTL
+local ENDED = KEYS[4] -- hash, stream_id -> "<at_ms>|<until_ms>|<reason>|<by>": a tombstone, kept
+--                      until until_ms (one lease TTL); reason evicted|stopped|stopped_all|
+--                      stopped_by_admin, by = the stream that replaced it ('' for stops)
+local EVENTS = KEYS[5] -- list of JSON audit events, newest first, the last 100, 30 days
+local RATE = KEYS[6] -- the start budget: GCRA theoretical arrival time (integer microseconds)
+-- invariants: every script does all its reads before its first write, so a refused command (ACL,
+-- maxmemory) aborts it before anything was written; the info hash has exactly the sorted set's
+-- members (plus '#epoch'); both keys expire with their latest lease (the info key, left with only
+-- '#epoch', a second later); a script that settles leaves no member with score <= now (the
+-- heartbeat's renewal leaves them to the next one: they are ignored as not alive meanwhile).
+local EVENTS_KEPT, EVENTS_TTL_MS = 100, 2592000000
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function int(x)
+  return string.format('%d', x)
 end
 
 -- a < b by bytes, like Python's str order for ASCII ids (Lua's < follows the locale)
@@ -25,62 +35,53 @@ local function bytes_lt(a, b)
   return #a < #b
 end
 
-local function int(x)
-  return string.format('%d', x)
+local function older(a, b) -- oldest first: started_at, then id
+  if a.started ~= b.started then
+    return a.started < b.started
+  end
+  return bytes_lt(a.id, b.id)
 end
 
-local function purge(now)
-  local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-  if #dead == 0 then
-    return
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  for i = 1, #dead, 500 do
-    redis.call('HDEL', KEYS[2], unpack(dead, i, math.min(i + 499, #dead)))
-  end
+local function info_of(started, epoch, kind, device_suffix)
+  return int(started) .. '|' .. int(epoch) .. '|' .. kind .. device_suffix
 end
 
--- expire both keys with the latest lease, so an idle user leaves nothing behind
-local function touch()
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  if last[2] then
-    redis.call('PEXPIREAT', KEYS[1], last[2])
-    redis.call('PEXPIREAT', KEYS[2], last[2])
-  else
-    -- only '#epoch' is left: keep it past this millisecond, after which next_epoch's clock floor
-    -- is above it anyway
-    redis.call('PEXPIRE', KEYS[2], 1000)
-  end
-end
-
--- flat list of active leases: id, expires_ms, info, ...
-local function leases()
-  local out = {}
-  local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+-- reads: every lease of the user, {alive = oldest first, dead = ids expired by now, last = the
+-- latest expiry of an alive lease or nil}; each alive lease {id, expires, info, started, kind}
+local function load_leases(now)
+  local members = redis.call('ZRANGE', LEASES, 0, -1, 'WITHSCORES')
+  local state = {alive = {}, dead = {}, last = nil}
   if #members == 0 then
-    return out
+    return state
   end
   local ids = {}
   for i = 1, #members, 2 do
     ids[#ids + 1] = members[i]
   end
-  local infos = redis.call('HMGET', KEYS[2], unpack(ids))
+  local infos = redis.call('HMGET', INFO, unpack(ids))
   for i = 1, #ids do
-    out[#out + 1] = ids[i]
-    out[#out + 1] = tonumber(members[i * 2])
-    out[#out + 1] = infos[i] or '0'
+    local expires = tonumber(members[i * 2])
+    if expires <= now then
+      state.dead[#state.dead + 1] = ids[i]
+    else
+      local info = infos[i] or '0|0|v'
+      local started, kind = string.match(info, '^(%d+)|%d+|(%a)')
+      state.alive[#state.alive + 1] = {id = ids[i], expires = expires, info = info,
+        started = tonumber(started or '0'), kind = kind or 'v'}
+      state.last = expires
+    end
   end
-  return out
+  table.sort(state.alive, older)
+  return state
 end
 
--- override > plan (an admin's, then the caller's token's) > default: limit, source, plan name
+-- reads: override > plan (an admin's, then the caller's token's) > default: limit, source, plan
 -- plans: "basic=1,standard=2" (names are [A-Za-z0-9_]+, checked by the service)
-local function limit_of(default, plans, hint)
-  local s = redis.call('HMGET', KEYS[3], 'limit', 'plan')
-  if s[1] then
-    return tonumber(s[1]), 'user', s[2] or ''
+local function limit_from(override, admin_plan, default, plans, hint)
+  if override then
+    return tonumber(override), 'user', admin_plan or ''
   end
-  for _, plan in ipairs({s[2] or '', hint or ''}) do
+  for _, plan in ipairs({admin_plan or '', hint or ''}) do
     if plan ~= '' then
       local v = string.match(',' .. plans .. ',', ',' .. plan .. '=(%d+),')
       if v then
@@ -91,50 +92,101 @@ local function limit_of(default, plans, hint)
   return tonumber(default), 'default', ''
 end
 
--- the oldest active lease by started_at (ties: smaller id), or nil
-local function oldest()
-  local best, best_started = nil, nil
-  local all = redis.call('HGETALL', KEYS[2])
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 1) ~= '#' then
-      local started = tonumber(string.match(all[i + 1], '^%d+'))
-      if best == nil or started < best_started or (started == best_started and bytes_lt(all[i], best)) then
-        best, best_started = all[i], started
-      end
-    end
-  end
-  return best
+local function limit_of(default, plans, hint)
+  local s = redis.call('HMGET', SETTINGS, 'limit', 'plan')
+  return limit_from(s[1], s[2], default, plans, hint)
 end
 
+-- reads: the user's admission counter
 local function epoch_now()
-  return tonumber(redis.call('HGET', KEYS[2], '#epoch') or '0')
+  return tonumber(redis.call('HGET', INFO, '#epoch') or '0')
 end
 
--- grows with every admission, and never goes back even after the user's keys expired: at least
--- the store's clock in microseconds
-local function next_epoch(now)
-  local e = math.max(epoch_now() + 1, now * 1000)
-  redis.call('HSET', KEYS[2], '#epoch', int(e))
-  return e
+-- the next admission's epoch: grows with every admission, and never goes back even after the
+-- user's keys expired, as long as the store's clock does not: at least its clock in microseconds
+local function next_epoch(last, now)
+  return math.max(last + 1, now * 1000)
 end
 
+-- reads: the tombstone of a stream, {at, til, reason, by} while it lasts, else nil
+local function ended_of(sid, now)
+  local raw = redis.call('HGET', ENDED, sid)
+  if not raw then
+    return nil
+  end
+  local at, til, reason, by = string.match(raw, '^(%d+)|(%d+)|([%a_]+)|(.*)$')
+  if not til or tonumber(til) <= now then
+    return nil
+  end
+  return {at = at, til = til, reason = reason, by = by}
+end
+
+-- writes: drop the expired members (read by load_leases) and set both keys' expiry to the latest
+-- lease's, or keep '#epoch' a second when none is left (next_epoch's clock floor is above it then)
+local function settle(dead, last)
+  if #dead > 0 then
+    redis.call('ZREM', LEASES, unpack(dead))
+    redis.call('HDEL', INFO, unpack(dead))
+  end
+  if last then
+    redis.call('PEXPIREAT', LEASES, int(last))
+    redis.call('PEXPIREAT', INFO, int(last))
+  else
+    redis.call('PEXPIRE', INFO, 1000)
+  end
+end
+
+-- writes: remember why a stream ended for one lease TTL; the hash lives as long as its longest
+-- tombstone (ended_pttl: its PTTL, read before the first write)
+local function bury(sid, now, ttl, reason, by, ended_pttl)
+  redis.call('HSET', ENDED, sid, int(now) .. '|' .. int(now + ttl) .. '|' .. reason .. '|' .. by)
+  if ended_pttl < ttl then
+    redis.call('PEXPIRE', ENDED, ttl)
+  end
+end
+
+-- writes: one audit event
 local function record(now, action, actor, streams)
-  redis.call('LPUSH', KEYS[5], cjson.encode({at = now, action = action, actor = actor, streams = streams}))
-  redis.call('LTRIM', KEYS[5], 0, 99)
-  redis.call('PEXPIRE', KEYS[5], 2592000000)
+  redis.call('LPUSH', EVENTS, cjson.encode({at = now, action = action, actor = actor, streams = streams}))
+  redis.call('LTRIM', EVENTS, 0, EVENTS_KEPT - 1)
+  redis.call('PEXPIRE', EVENTS, EVENTS_TTL_MS)
 end
 
--- spend one start of the per-minute budget; 0, or the ms to wait when it is spent
-local function spend_start(now, per_min)
+-- the start budget (GCRA in integer microseconds: a burst of per_min, then one every 60/per_min
+-- s): the ms to wait (0: allowed) and the new theoretical arrival time; tat from RATE (a read)
+local function budget(tat, now, per_min)
   if per_min <= 0 then
-    return 0
+    return 0, nil
   end
-  local period = 60000 / per_min
-  local tat = math.max(tonumber(redis.call('GET', KEYS[6]) or '0'), now)
-  local wait = tat + period - now - 60000
+  local now_us, period = now * 1000, math.floor(60000000 / per_min)
+  tat = math.max(tonumber(tat or '0'), now_us)
+  local wait = tat + period - now_us - 60000000
   if wait > 0 then
-    return math.ceil(wait)
+    return math.ceil(wait / 1000), nil
   end
-  redis.call('SET', KEYS[6], int(tat + period), 'PX', math.max(1, math.ceil(tat + period - now)))
-  return 0
+  return 0, tat + period
+end
+
+-- writes: spend one start of the budget
+local function spend(tat, now)
+  if tat then
+    redis.call('SET', RATE, int(tat), 'PX', math.max(1, math.ceil((tat - now * 1000) / 1000)))
+  end
+end
+
+local function flat(alive)
+  local out = {}
+  for _, l in ipairs(alive) do
+    out[#out + 1] = l.id
+    out[#out + 1] = l.expires
+    out[#out + 1] = l.info
+  end
+  return out
+end
+
+local function append(reply, list)
+  for _, v in ipairs(list) do
+    reply[#reply + 1] = v
+  end
+  return reply
 end

@@ -1,2 +1,3 @@
--- events: the user's audit trail, newest first (JSON strings).
-return redis.call('LRANGE', KEYS[5], 0, -1)
+-- events: the user's audit trail, newest first.
+-- reply: {json, ...}
+return redis.call('LRANGE', EVENTS, 0, -1)

@@ -1,21 +1,39 @@
--- heartbeat: extend an active lease to at least now + ttl.
--- ARGV[1] stream_id, ARGV[2] ttl_ms
--- reply: {1, now_ms, expires_ms, info}; {2, now_ms, "<evicted_at>|<replaced_by>"} when it was
--- evicted within a lease TTL; {0, now_ms} when it is not active
+-- heartbeat: extend an active lease to at least now + ttl; a stream that is not active and has no
+-- tombstone is admitted again (a new lease and epoch) when a slot is free, without the budget.
+local stream_id, ttl = ARGV[1], tonumber(ARGV[2])
+local default, plans, hint = ARGV[3], ARGV[4], ARGV[5]
+-- reply: {1, now_ms, expires_ms, info} renewed; {3, now_ms, expires_ms, info} admitted again;
+-- {2, now_ms, at_ms, reason, by} ended (evicted or stopped) within a lease TTL; {0, now_ms} not
+-- active and no slot free
+-- reads
 local now = now_ms()
-purge(now)
-local sid = ARGV[1]
-local score = redis.call('ZSCORE', KEYS[1], sid)
-if not score then
-  local at, by, til = string.match(redis.call('HGET', KEYS[4], sid) or '', '^(%d+)|(.*)|(%d+)$')
-  if til and tonumber(til) <= now then
-    redis.call('HDEL', KEYS[4], sid)
-  elseif at then
-    return {2, now, at .. '|' .. by}
-  end
+local score = tonumber(redis.call('ZSCORE', LEASES, stream_id))
+if score and score > now then
+  local expires = math.max(score, now + ttl)
+  local last = redis.call('ZRANGE', LEASES, -1, -1, 'WITHSCORES')
+  local info = redis.call('HGET', INFO, stream_id)
+  -- writes: the expiry first, which a store at maxmemory still accepts, and after which it
+  -- accepts the script's other writes: leases are renewed through a memory-full incident
+  local until_ms = int(math.max(tonumber(last[2]), expires))
+  redis.call('PEXPIREAT', LEASES, until_ms)
+  redis.call('PEXPIREAT', INFO, until_ms)
+  redis.call('ZADD', LEASES, 'XX', int(expires), stream_id)
+  return {1, now, expires, info}
+end
+local ended = ended_of(stream_id, now)
+if ended then
+  return {2, now, tonumber(ended.at), ended.reason, ended.by}
+end
+local state = load_leases(now)
+local limit = limit_of(default, plans, hint)
+if #state.alive >= limit then
   return {0, now}
 end
-local expires = math.max(tonumber(score), now + tonumber(ARGV[2]))
-redis.call('ZADD', KEYS[1], 'XX', int(expires), sid)
-touch()
-return {1, now, expires, redis.call('HGET', KEYS[2], sid)}
+local epoch = next_epoch(epoch_now(), now)
+-- writes
+local info = info_of(now, epoch, 'v', '')
+redis.call('ZADD', LEASES, int(now + ttl), stream_id)
+redis.call('HSET', INFO, stream_id, info, '#epoch', int(epoch))
+redis.call('HDEL', ENDED, stream_id)
+settle(state.dead, math.max(state.last or 0, now + ttl))
+return {3, now, now + ttl, info}

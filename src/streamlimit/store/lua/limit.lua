@@ -1,18 +1,34 @@
 -- limit: read, set or clear the per-user limit override or plan (no TTL), recording changes.
--- ARGV[1] 'get' | 'set' | 'clear' | 'plan' | 'unplan', ARGV[2] new limit or plan,
--- ARGV[3] default limit, ARGV[4] plans, ARGV[5] plan hint, ARGV[6] actor
--- reply: {limit, source, plan}
-local op = ARGV[1]
+local op, value = ARGV[1], ARGV[2] -- op 'get' | 'set' | 'clear' | 'plan' | 'unplan'
+local default, plans, hint, actor = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+-- reply: {limit, source, plan} after the change
+-- reads
+local s = redis.call('HMGET', SETTINGS, 'limit', 'plan')
+local override, admin_plan = s[1], s[2]
 if op == 'set' then
-  redis.call('HSET', KEYS[3], 'limit', ARGV[2])
-  record(now_ms(), 'limit_set', ARGV[6], {})
+  override = value
 elseif op == 'clear' then
-  redis.call('HDEL', KEYS[3], 'limit')
-  record(now_ms(), 'limit_cleared', ARGV[6], {})
+  override = nil
 elseif op == 'plan' then
-  redis.call('HSET', KEYS[3], 'plan', ARGV[2])
+  admin_plan = value
 elseif op == 'unplan' then
-  redis.call('HDEL', KEYS[3], 'plan')
+  admin_plan = nil
 end
-local limit, source, plan = limit_of(ARGV[3], ARGV[4], ARGV[5])
+local limit, source, plan = limit_from(override, admin_plan, default, plans, hint)
+if op == 'get' then
+  return {limit, source, plan}
+end
+local now = now_ms()
+-- writes
+if op == 'set' then
+  redis.call('HSET', SETTINGS, 'limit', value)
+  record(now, 'limit_set', actor, {})
+elseif op == 'clear' then
+  redis.call('HDEL', SETTINGS, 'limit')
+  record(now, 'limit_cleared', actor, {})
+elseif op == 'plan' then
+  redis.call('HSET', SETTINGS, 'plan', value)
+else
+  redis.call('HDEL', SETTINGS, 'plan')
+end
 return {limit, source, plan}

@@ -1,64 +1,65 @@
--- start: admit a lease if a slot is free (or evict the oldest, when asked), renew it if
--- already active, else refuse; admissions spend the per-minute start budget.
--- ARGV[1] stream_id, ARGV[2] info suffix ('' or '|<device>'), ARGV[3] ttl_ms, ARGV[4] default
--- limit, ARGV[5] plans, ARGV[6] plan hint, ARGV[7] '1': evict the oldest when full,
--- ARGV[8] actor, ARGV[9] starts per minute (0: no budget)
--- reply (after the common head {status, now_ms, limit, active, source, plan, epoch}):
---   1 admitted: expires_ms, info[, evicted_id, evicted_expires_ms, evicted_info]
+-- start: admit a lease if a slot is free (or evict the oldest, as many as it takes to end at the
+-- limit, when asked), renew it if already active, else refuse; admissions spend the start budget.
+local stream_id, device_suffix, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]) -- suffix '' or '|<device>'
+local default, plans, hint = ARGV[4], ARGV[5], ARGV[6]
+local evict, actor, per_min, kind = ARGV[7] == '1', ARGV[8], tonumber(ARGV[9]), ARGV[10] -- kind v|l
+-- reply: {status, now_ms, limit, active, source, plan, <by status>}
+--   1 admitted: expires_ms, info, then id, expires_ms, info of each evicted lease
 --   2 renewed:  expires_ms, info
---   0 refused:  id, expires_ms, info, id, ...
+--   0 refused:  id, expires_ms, info of each active lease, oldest first
 --   3 too many starts: retry_after_ms
+-- reads
 local now = now_ms()
-purge(now)
-local sid, ttl = ARGV[1], tonumber(ARGV[3])
-local limit, source, plan = limit_of(ARGV[4], ARGV[5], ARGV[6])
-local score = redis.call('ZSCORE', KEYS[1], sid)
-if score then
-  local expires = math.max(tonumber(score), now + ttl)
-  redis.call('ZADD', KEYS[1], int(expires), sid)
-  touch()
-  local active = redis.call('ZCARD', KEYS[1])
-  return {2, now, limit, active, source, plan, epoch_now(), expires, redis.call('HGET', KEYS[2], sid)}
-end
-local active = redis.call('ZCARD', KEYS[1])
-local victim = nil
-if active >= limit then
-  if ARGV[7] ~= '1' or limit == 0 then
-    local reply = {0, now, limit, active, source, plan, epoch_now()}
-    for _, v in ipairs(leases()) do
-      reply[#reply + 1] = v
-    end
-    return reply
+local state = load_leases(now)
+local limit, source, plan = limit_of(default, plans, hint)
+local own = nil
+for _, l in ipairs(state.alive) do
+  if l.id == stream_id then
+    own = l
   end
-  victim = oldest()
 end
-local wait = spend_start(now, tonumber(ARGV[9]))
+local active = #state.alive
+if own then
+  local expires = math.max(own.expires, now + ttl)
+  -- writes (the expiry first: a store at maxmemory refuses only a first write that grows memory)
+  settle(state.dead, math.max(state.last, expires))
+  redis.call('ZADD', LEASES, int(expires), stream_id)
+  return {2, now, limit, active, source, plan, expires, own.info}
+end
+if active >= limit and (not evict or limit == 0) then
+  return append({0, now, limit, active, source, plan}, flat(state.alive))
+end
+local victims = {}
+for i = 1, active - limit + 1 do
+  victims[i] = state.alive[i]
+end
+local wait, tat = budget(redis.call('GET', RATE), now, per_min)
 if wait > 0 then
-  return {3, now, limit, active, source, plan, epoch_now(), wait}
+  return {3, now, limit, active, source, plan, wait}
 end
--- the new lease first: a store at maxmemory refuses a script's writes only until its first
--- one, so the first write must be one that grows memory (ZADD), not a removal
-local info = int(now) .. ARGV[2]
-redis.call('ZADD', KEYS[1], int(now + ttl), sid)
-redis.call('HSET', KEYS[2], sid, info)
-local evicted = {}
-if victim then
-  evicted = {victim, tonumber(redis.call('ZSCORE', KEYS[1], victim)), redis.call('HGET', KEYS[2], victim)}
-  redis.call('ZREM', KEYS[1], victim)
-  redis.call('HDEL', KEYS[2], victim)
-  -- each tombstone carries its own end; the hash lives as long as its longest one
-  redis.call('HSET', KEYS[4], victim, int(now) .. '|' .. sid .. '|' .. int(now + ttl))
-  if redis.call('PTTL', KEYS[4]) < ttl then
-    redis.call('PEXPIRE', KEYS[4], ttl)
+local epoch = next_epoch(epoch_now(), now)
+local ended_pttl = #victims > 0 and redis.call('PTTL', ENDED) or 0
+-- writes: the new lease first, a write that grows memory, so a store at maxmemory refuses the
+-- start before anything was written
+local info = info_of(now, epoch, kind, device_suffix)
+redis.call('ZADD', LEASES, int(now + ttl), stream_id)
+redis.call('HSET', INFO, stream_id, info, '#epoch', int(epoch))
+redis.call('HDEL', ENDED, stream_id)
+spend(tat, now)
+local reply = {1, now, limit, active + 1 - #victims, source, plan, now + ttl, info}
+local last = math.max(state.last or 0, now + ttl)
+for _, v in ipairs(victims) do
+  redis.call('ZREM', LEASES, v.id)
+  redis.call('HDEL', INFO, v.id)
+  bury(v.id, now, ttl, 'evicted', stream_id, ended_pttl)
+  record(now, 'evicted', actor, {v.id})
+  append(reply, {v.id, v.expires, v.info})
+end
+if #victims > 0 then
+  last = now + ttl
+  for i = #victims + 1, active do
+    last = math.max(last, state.alive[i].expires)
   end
-  record(now, 'evicted', ARGV[8], {victim})
-  active = active - 1
 end
-redis.call('HDEL', KEYS[4], sid)
-local epoch = next_epoch(now)
-touch()
-local reply = {1, now, limit, active + 1, source, plan, epoch, now + ttl, info}
-for _, v in ipairs(evicted) do
-  reply[#reply + 1] = v
-end
+settle(state.dead, last)
 return reply

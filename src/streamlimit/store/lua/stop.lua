@@ -1,21 +1,32 @@
--- stop: remove one active lease, the given one or (ARGV[1] == '') the oldest by started_at.
--- ARGV[1] stream_id or '', ARGV[2] actor, ARGV[3] '1': record 'stopped_by_admin'
+-- stop: remove one active lease, the given one or (stream_id == '') the oldest legacy (compat)
+-- one, and leave a tombstone so that a late heartbeat of it does not admit it again.
+local stream_id, ttl, actor, by_admin = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
 -- reply: {1, now_ms, active_after, id, expires_ms, info} or {0, now_ms, active}
+-- reads
 local now = now_ms()
-purge(now)
-local sid = ARGV[1]
-if sid == '' then
-  sid = oldest()
+local state = load_leases(now)
+local target = nil
+for _, l in ipairs(state.alive) do
+  if (stream_id == '' and l.kind == 'l' and not target) or l.id == stream_id then
+    target = l
+  end
 end
-local score = sid and redis.call('ZSCORE', KEYS[1], sid)
-if not score then
-  return {0, now, redis.call('ZCARD', KEYS[1])}
+if not target then
+  return {0, now, #state.alive}
 end
-local info = redis.call('HGET', KEYS[2], sid)
-redis.call('ZREM', KEYS[1], sid)
-redis.call('HDEL', KEYS[2], sid)
-touch()
-if ARGV[3] == '1' then
-  record(now, 'stopped_by_admin', ARGV[2], {sid})
+local ended_pttl = redis.call('PTTL', ENDED)
+-- writes
+redis.call('ZREM', LEASES, target.id)
+redis.call('HDEL', INFO, target.id)
+bury(target.id, now, ttl, by_admin and 'stopped_by_admin' or 'stopped', '', ended_pttl)
+if by_admin then
+  record(now, 'stopped_by_admin', actor, {target.id})
 end
-return {1, now, redis.call('ZCARD', KEYS[1]), sid, tonumber(score), info}
+local last = nil
+for _, l in ipairs(state.alive) do
+  if l.id ~= target.id then
+    last = math.max(last or 0, l.expires)
+  end
+end
+settle(state.dead, last)
+return {1, now, #state.alive - 1, target.id, target.expires, target.info}

@@ -1,24 +1,24 @@
--- stop_all: remove every lease of the user ("sign out of all devices"), and record them, oldest first.
--- ARGV[1] actor
--- reply: number of leases that were active
+-- stop_all: remove every lease of the user ("sign out of all devices"), each with a tombstone, and
+-- record them, oldest first (nothing is recorded when nothing was active).
+local ttl, actor = tonumber(ARGV[1]), ARGV[2]
+-- reply: {now_ms, id, ...} the leases that were active, oldest first
+-- reads
 local now = now_ms()
-purge(now)
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local started = {}
-if #ids > 0 then
-  local infos = redis.call('HMGET', KEYS[2], unpack(ids))
-  for i = 1, #ids do
-    started[ids[i]] = tonumber(string.match(infos[i] or '0', '^%d+'))
-  end
-  redis.call('HDEL', KEYS[2], unpack(ids))
+local state = load_leases(now)
+local ids = {}
+for i, l in ipairs(state.alive) do
+  ids[i] = l.id
 end
-table.sort(ids, function(a, b) -- oldest first, as every listing
-  if started[a] ~= started[b] then
-    return started[a] < started[b]
-  end
-  return bytes_lt(a, b)
-end)
-redis.call('DEL', KEYS[1])
-touch() -- keeps '#epoch' a moment
-record(now, 'stopped_all', ARGV[1], ids)
-return #ids
+if #ids == 0 then
+  return {now}
+end
+local ended_pttl = redis.call('PTTL', ENDED)
+-- writes
+redis.call('ZREM', LEASES, unpack(ids))
+redis.call('HDEL', INFO, unpack(ids))
+for _, sid in ipairs(ids) do
+  bury(sid, now, ttl, 'stopped_all', '', ended_pttl)
+end
+record(now, 'stopped_all', actor, ids)
+settle(state.dead, nil)
+return append({now}, ids)

@@ -1,0 +1,109 @@
+"""Each Lua script's reply, decoded in one place into the typed values the stores answer with.
+
+The reply layouts are the ones named in each script's header (lua/*.lua); a rule change touches
+the script, its decoder here, the memory store and the model, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from streamlimit.models import (
+    Beat,
+    Ended,
+    EndReason,
+    Event,
+    LimitInfo,
+    StartResult,
+    StartStatus,
+    StoppedAll,
+    StopResult,
+    Stream,
+    UserStreams,
+)
+
+_START_STATUS = {
+    0: StartStatus.REFUSED,
+    1: StartStatus.ADMITTED,
+    2: StartStatus.RENEWED,
+    3: StartStatus.TOO_MANY,
+}
+
+
+def info(device: str | None, legacy: bool) -> tuple[str, str]:
+    """A start's ARGV for its lease's info field: (device suffix, kind)."""
+    return ("" if device is None else f"|{device}"), ("l" if legacy else "v")
+
+
+def stream(user_id: str, stream_id: str, expires_ms: int, raw: str) -> Stream:
+    """A lease from its info field ``<started_ms>|<epoch>|<kind>[|<device>]``."""
+    parts = raw.split("|", 3)
+    device = parts[3] if len(parts) == 4 else None
+    return Stream(
+        user_id, stream_id, device, int(parts[0]), int(expires_ms), int(parts[1]), legacy=parts[2] == "l"
+    )
+
+
+def streams(user_id: str, flat: Sequence[Any]) -> tuple[Stream, ...]:
+    """``id, expires_ms, info, ...`` (oldest first, as every script lists them)."""
+    return tuple(stream(user_id, flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3))
+
+
+def start(user_id: str, stream_id: str, reply: Sequence[Any]) -> StartResult:
+    """``{status, now_ms, limit, active, source, plan, *rest}`` (lua/start.lua)."""
+    code, _now, limit, active, source, plan, *rest = reply
+    status = _START_STATUS[code]
+    common: dict[str, Any] = {"limit_source": source, "plan": plan or None}
+    if status is StartStatus.REFUSED:
+        return StartResult(status, None, active, limit, streams(user_id, rest), **common)
+    if status is StartStatus.TOO_MANY:
+        return StartResult(status, None, active, limit, retry_after_ms=int(rest[0]), **common)
+    expires, raw, *evicted = rest
+    lease = stream(user_id, stream_id, expires, raw)
+    return StartResult(status, lease, active, limit, evicted=streams(user_id, evicted), **common)
+
+
+def heartbeat(user_id: str, stream_id: str, reply: Sequence[Any]) -> Beat:
+    """``{1|3, now_ms, expires_ms, info}``, ``{2, now_ms, at_ms, reason, by}`` or ``{0, now_ms}``
+    (lua/heartbeat.lua)."""
+    code = reply[0]
+    if code in (1, 3):
+        return Beat(stream(user_id, stream_id, reply[2], reply[3]), readmitted=code == 3)
+    if code == 2:
+        _, _now, at, reason, by = reply
+        return Beat(ended=Ended(stream_id, int(at), EndReason(reason), by or None))
+    return Beat()
+
+
+def stop(user_id: str, reply: Sequence[Any]) -> StopResult:
+    """``{1, now_ms, active_after, id, expires_ms, info}`` or ``{0, now_ms, active}`` (lua/stop.lua)."""
+    if reply[0] == 1:
+        _, now, active, sid, expires, raw = reply
+        return StopResult(stream(user_id, sid, expires, raw), int(active), at_ms=int(now))
+    return StopResult(None, int(reply[2]), at_ms=int(reply[1]))
+
+
+def stop_all(reply: Sequence[Any]) -> StoppedAll:
+    """``{now_ms, id, ...}`` (lua/stop_all.lua): the ids stopped, oldest first."""
+    return StoppedAll(int(reply[0]), tuple(reply[1:]))
+
+
+def list_(user_id: str, reply: Sequence[Any]) -> UserStreams:
+    """``{now_ms, limit, source, plan, id, expires_ms, info, ...}`` (lua/list.lua)."""
+    _now, limit, source, plan, *flat = reply
+    return UserStreams(user_id, int(limit), source, streams(user_id, flat), plan or None)
+
+
+def limit(user_id: str, reply: Sequence[Any]) -> LimitInfo:
+    """``{limit, source, plan}`` (lua/limit.lua)."""
+    value, source, plan = reply
+    return LimitInfo(user_id, int(value), source, plan or None)
+
+
+def event(raw: str) -> Event:
+    """One JSON event of lua/events.lua."""
+    d = json.loads(raw)
+    ids = d.get("streams") or []  # Lua's cjson encodes an empty list as {}
+    return Event(int(d["at"]), str(d["action"]), str(d.get("actor", "")), tuple(str(s) for s in ids))
