@@ -210,32 +210,3 @@ def test_rediss_verifies_the_server_certificate(redis_server: RedisServer, tmp_p
             await untrusted.aclose()
 
     asyncio.run(main())
-
-
-def test_the_documented_least_privilege_acl_is_enough(private_store: RedisServer) -> None:
-    """The ACL user of docs/capacity.md runs every store operation, and nothing outside its keys."""
-    doc = (Path(__file__).parent.parent / "docs" / "capacity.md").read_text()
-    rule = next(
-        line.strip() for line in doc.splitlines() if line.strip().startswith("ACL SETUSER streamlimit")
-    )
-    assert private_store.command(*rule.split()).startswith(b"+OK"), rule
-    url = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{private_store.port}/0"
-
-    async def main() -> None:
-        store = RedisStore(PipelinedClient.from_url(url, 2.0))
-        try:
-            await store.ping()
-            await store.set_limit("acl", 2, Limits(3))
-            await store.start("acl", "a", "tv", 60_000, Limits(3), Start())
-            assert await store.heartbeat("acl", "a", 60_000) is not None
-            assert (await store.list("acl", Limits(3))).limit == 2
-            assert (await store.stop("acl", "a")).removed is not None
-            assert await store.stop_all("acl") == 0
-            await store.set_limit("acl", None, Limits(3))
-            assert await store.estimate_active() >= 0  # the metrics' sample: SCAN, ZCOUNT, DBSIZE
-            with pytest.raises(ReplyError, match="NOPERM"):
-                await store._client.execute("GET", "someone-elses-key")
-        finally:
-            await store.close()
-
-    asyncio.run(main())
