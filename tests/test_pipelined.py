@@ -210,3 +210,36 @@ def test_rediss_verifies_the_server_certificate(redis_server: RedisServer, tmp_p
             await untrusted.aclose()
 
     asyncio.run(main())
+
+
+def test_one_slow_call_on_an_idle_connection_keeps_it_and_a_silent_peer_loses_it(
+    private_store: RedisServer,
+) -> None:
+    """A call that times out on a connection that was idle before is a slow call: the connection
+    stays (its late reply is skipped). Calls owed for a whole timeout with nothing back: dropped."""
+
+    async def main() -> None:
+        client = PipelinedClient.from_url(private_store.url, 0.2)
+        try:
+            assert await client.execute("PING") == "PONG"
+            first = client._conns[0]
+            await asyncio.sleep(0.3)  # idle for longer than a timeout
+            private_store.pause()
+            with pytest.raises(StoreUnavailable, match="timed out"):
+                await client.execute("PING")
+            private_store.resume()
+            assert await client.execute("ECHO", "same connection") == "same connection"
+            assert client._conns[0] is first
+            assert first.lost is None
+            private_store.pause()  # now silent while owing: two calls, the second 0.1 s later
+            calls = [asyncio.ensure_future(client.execute("PING"))]
+            await asyncio.sleep(0.1)
+            calls.append(asyncio.ensure_future(client.execute("PING")))
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            assert all(isinstance(r, StoreUnavailable) for r in results), results
+            assert first.lost is not None  # dropped: a dead peer
+        finally:
+            private_store.resume()
+            await client.aclose()
+
+    asyncio.run(main())

@@ -62,8 +62,9 @@ class PipelinedClient:
         conn = await self._connection(deadline)
         if asking:
             conn.send(encode(("ASKING",))).add_done_callback(_ignore)
+        sent_at = loop.time()
         waiter = conn.send(encode(args), ack=args[0] in _WRITES)
-        timer = loop.call_at(deadline, self._expire, conn, waiter)
+        timer = loop.call_at(deadline, self._expire, conn, waiter, sent_at)
         try:
             return await waiter
         except ReplyError as exc:
@@ -77,13 +78,15 @@ class PipelinedClient:
         """Run on every server of the topology: here, the one."""
         await self.execute(*args)
 
-    def _expire(self, conn: Connection, waiter: asyncio.Future[Any]) -> None:
+    def _expire(self, conn: Connection, waiter: asyncio.Future[Any], sent_at: float) -> None:
         if waiter.done():
             return
         ms = f"{self._timeout_s * 1000:.0f} ms"
         waiter.set_exception(StoreUnavailable(f"store call timed out after {ms}", "timeout"))
-        if conn.last_read <= asyncio.get_running_loop().time() - self._timeout_s:
-            # nothing at all came back for a whole timeout: a dead peer, not a slow call
+        quiet = conn.quiet_since
+        if quiet < sent_at and quiet <= asyncio.get_running_loop().time() - self._timeout_s:
+            # an earlier call was owed a reply before this one was sent, and nothing at all came
+            # back for a whole timeout: a dead peer. One slow call alone keeps the connection.
             conn.abort(StoreUnavailable(f"no reply from the store for {ms}; connection dropped"))
 
     async def _connection(self, deadline: float) -> Connection:

@@ -38,7 +38,9 @@ class Connection(asyncio.Protocol):
         self._buffer: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
-        self.last_read = self._loop.time()
+        # the later of the last reply and the moment the connection began to owe one: silent
+        # since then (an idle connection is not silent, it owes nothing)
+        self.quiet_since = self._loop.time()
 
     @property
     def usable(self) -> bool:
@@ -48,7 +50,7 @@ class Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
-        self.last_read = self._loop.time()
+        self.quiet_since = self._loop.time()
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
             if not self._waiting:  # a reply nobody asked for: the stream is out of step
@@ -72,6 +74,8 @@ class Connection(asyncio.Protocol):
         if self.lost is not None:
             raise self.lost
         waiter = self._loop.create_future()
+        if not self._waiting:
+            self.quiet_since = self._loop.time()
         if not self._buffer:
             self._loop.call_soon(self._flush)
         self._buffer.append(command)
