@@ -29,6 +29,9 @@ from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
 
+LIMITS = Limits(3)
+DAY_MS = 86_400_000
+
 
 def _evalsha_calls(node: RedisServer) -> int:
     stats = cmd(node, "INFO", "commandstats")
@@ -38,7 +41,10 @@ def _evalsha_calls(node: RedisServer) -> int:
 async def _load(store: Store, users: int, heartbeats: int) -> None:
     async def caller(c: int) -> None:
         for i in range(c, heartbeats, 64):
-            await store.heartbeat(f"scale-{i % users}", "s", 86_400_000)
+            beat = await store.heartbeat(f"scale-{i % users}", "s", DAY_MS, LIMITS)
+            # the path measured is a renewal: a re-admission or a tombstone would be another one
+            assert beat.stream is not None, beat
+            assert not beat.readmitted, beat
 
     await asyncio.gather(*(caller(c) for c in range(64)))
 
@@ -47,7 +53,7 @@ async def _seed_and_load(url: str, users: int, heartbeats: int, before: Callable
     store = await open_store(Settings(store_url=url))
     try:
         for i in range(users):
-            await store.start(f"scale-{i}", "s", None, 86_400_000, Limits(3), Start())
+            await store.start(f"scale-{i}", "s", None, DAY_MS, LIMITS, Start())
         before()  # counters start after the seeding
         await _load(store, users, heartbeats)
     finally:

@@ -200,10 +200,10 @@ def test_epoch_grows_with_every_admission_and_not_with_renewals(jwt_svc: httpx.C
     e2 = started(c, user, "b", h)["epoch"]
     assert type(e1) is int
     assert e2 > e1
-    for renewed in ("b", "a"):  # a renewal answers the last admission's epoch, whichever stream
+    for renewed, own in (("b", e2), ("a", e1)):  # a renewal answers the lease's own epoch
         r = start(c, user, renewed, h)
         assert r.status_code == 200, r.text
-        assert r.json()["epoch"] == e2
+        assert r.json()["epoch"] == own
     e3 = started(c, user, "c", h)["epoch"]
     assert e3 > e2
     assert ok(c.delete(f"/v1/users/{user}/streams", headers=h)) == {"stopped": 3}

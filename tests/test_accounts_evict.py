@@ -80,8 +80,9 @@ def test_evict_oldest_replaces_the_oldest_stream_and_tells_it_so(service: httpx.
     body = r.json()
     assert (body["stream_id"], body["active"], body["limit"], body["limit_source"]) == ("c", 2, 2, "default")
     assert body["evicted"] == {
-        k: a[k] for k in ("user_id", "stream_id", "device", "started_at", "expires_at")
+        k: a[k] for k in ("user_id", "stream_id", "device", "started_at", "expires_at", "epoch", "legacy")
     }
+    assert body["evicted_streams"] == [body["evicted"]]
     assert active_ids(c, user) == ["b", "c"]
 
     gone = problem(heartbeat(c, user, "a"), 410, "stream_evicted")
@@ -111,6 +112,9 @@ def test_an_evicted_stream_is_told_so_for_one_lease_then_is_not_active(fast: htt
     assert ok(heartbeat(c, user, "new"))["stream_id"] == "new"
     assert time.monotonic() - t0 < 0.8, "too slow to see the tombstone within the lease"
     time.sleep(max(0.0, 1.1 - (time.monotonic() - t0)))
+    # the tombstone is gone: "old" is now a stream like any other the store does not hold, and
+    # the slot is "new"'s (renewed, or admitted again if it expired meanwhile)
+    assert ok(heartbeat(c, user, "new"))["stream_id"] == "new"
     body = problem(heartbeat(c, user, "old"), 404, "stream_not_active")
     assert (body["user_id"], body["stream_id"]) == (user, "old")
 

@@ -116,18 +116,30 @@ def test_quota_message_names_the_users_real_limit(client: httpx.Client, limit: i
     assert (body["activeStreams"], body["limit"], body["quotaExhausted"]) == (limit, limit, True)
 
 
-def test_remove_without_stream_id_removes_the_oldest(client: httpx.Client) -> None:
+def test_remove_without_stream_id_removes_the_oldest_legacy_stream_never_a_v1_one(client: httpx.Client) -> None:
+    """A v1 player (a heartbeating TV) is never stopped by a compat DELETE without ``streamId``:
+    it removes the oldest legacy (compat-started) stream, and with none it is the original 403."""
     user = uid()
-    v1_start(client, user, "s-c", "s-b", "s-a")
-    v1_start(client, user, "s-c")  # renewed: latest expiry, still the earliest started_at
+    v1_start(client, user, "tv")
+    legacy = [add(client, user), add(client, user)]
+    v1_start(client, user, "tv")  # renewed: still the oldest of all
     r = remove(client, {"userId": user})
     assert r.status_code == 200, r.text
-    assert (r.json()["message"], r.json()["activeStreams"]) == ("Stream removed successfully", 2)
-    assert v1_ids(client, user) == ["s-b", "s-a"]
+    assert (r.json()["message"], r.json()["activeStreams"], r.json()["streamId"]) == (
+        "Stream removed successfully",
+        2,
+        legacy[0],
+    )
     r = client.request("DELETE", "/user/stream", content=f"userId={user}".encode(), headers=FORM)
     assert r.status_code == 200, r.text
-    assert r.json()["activeStreams"] == 1
-    assert v1_ids(client, user) == ["s-a"]
+    assert (r.json()["activeStreams"], r.json()["streamId"]) == (1, legacy[1])
+    r = remove(client, {"userId": user})
+    assert r.status_code == 403, r.text
+    assert r.json() == {"message": "Operation failed! - You have 0 stream active"}
+    assert v1_ids(client, user) == ["tv"]
+    assert client.post(f"/v1/users/{user}/streams/tv/heartbeat").status_code == 200
+    listed = client.get(f"/v1/users/{user}/streams").json()["streams"]
+    assert [s["legacy"] for s in listed] == [False]
 
 
 def test_remove_oldest_of_compat_streams(client: httpx.Client) -> None:

@@ -15,7 +15,7 @@ import pytest
 from tests.servers import RedisServer, client_of_new_service
 
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-LEASE_FIELDS = {"user_id", "stream_id", "device", "started_at", "expires_at"}
+LEASE_FIELDS = {"user_id", "stream_id", "device", "started_at", "expires_at", "epoch", "legacy"}
 START_FIELDS = LEASE_FIELDS | {
     "active",
     "limit",
@@ -23,6 +23,7 @@ START_FIELDS = LEASE_FIELDS | {
     "plan",
     "epoch",
     "evicted",
+    "evicted_streams",
     "heartbeat_interval_s",
     "lease_ttl_s",
     "degraded",
@@ -142,8 +143,16 @@ def test_start_of_an_active_stream_renews_it(client: httpx.Client) -> None:
     assert set(again) == START_FIELDS
     assert again["started_at"] == first["started_at"]
     assert ms(again["expires_at"]) > ms(first["expires_at"])
+    second = start(client, user, "s2").json()
+    assert second["epoch"] > first["epoch"]
+    # a renewal answers the lease's own epoch, not the user's latest (the downstream fencing rule
+    # refuses epochs below the limit-th highest: s1 must keep its own)
+    assert again["epoch"] == first["epoch"]
+    assert start(client, user, "s1").json()["epoch"] == first["epoch"]
+    heartbeat = client.post(f"/v1/users/{user}/streams/s1/heartbeat").json()
+    assert heartbeat["epoch"] == first["epoch"]
     assert (again["active"], again["stream_id"], again["degraded"]) == (1, "s1", False)
-    assert listing(client, user)["active"] == 1
+    assert listing(client, user)["active"] == 2  # s1 (renewed, counted once) and s2
 
 
 def test_start_over_the_limit_is_409_with_the_active_streams(client: httpx.Client) -> None:
@@ -189,13 +198,42 @@ def test_heartbeat_extends_the_lease(client: httpx.Client) -> None:
     assert body["degraded"] is False
 
 
-def test_heartbeat_of_unknown_or_stopped_stream_is_404(client: httpx.Client) -> None:
+def test_heartbeat_of_a_stream_not_held_readmits_it_into_a_free_slot_else_404(client: httpx.Client) -> None:
+    """A heartbeat of a stream the store does not hold (after an outage, a long sleep) that nobody
+    evicted or stopped takes a free slot again, with a new epoch; at the limit it is 404."""
     user = uid()
+    r = client.post(f"/v1/users/{user}/streams/lost/heartbeat")
+    assert r.status_code == 200, r.text
+    back = r.json()
+    assert (back["readmitted"], back["stream_id"], back["device"], back["degraded"]) == (
+        True,
+        "lost",
+        None,
+        False,
+    )
+    listed = listing(client, user)["streams"]
+    assert [(s["stream_id"], s["epoch"]) for s in listed] == [("lost", back["epoch"])]
+    again = client.post(f"/v1/users/{user}/streams/lost/heartbeat").json()
+    assert (again["readmitted"], again["epoch"]) == (False, back["epoch"])
+    for sid in ("b", "c"):
+        assert start(client, user, sid).status_code == 201
     body = problem(client.post(f"/v1/users/{user}/streams/nope/heartbeat"), 404, "stream_not_active")
     assert "detail" in body
+
+
+def test_heartbeat_of_a_stopped_stream_is_410_stream_stopped_and_never_readmits(client: httpx.Client) -> None:
+    user = uid()
     assert start(client, user, "s").status_code == 201
     assert client.delete(f"/v1/users/{user}/streams/s").status_code == 204
-    problem(client.post(f"/v1/users/{user}/streams/s/heartbeat"), 404, "stream_not_active")
+    body = problem(client.post(f"/v1/users/{user}/streams/s/heartbeat"), 410, "stream_stopped")
+    assert (body["reason"], body["stream_id"]) == ("stopped", "s")
+    ms(body["stopped_at"])
+    assert listing(client, user)["active"] == 0
+    assert start(client, user, "t").status_code == 201
+    assert client.delete(f"/v1/users/{user}/streams").json() == {"stopped": 1}  # sign out everywhere
+    body = problem(client.post(f"/v1/users/{user}/streams/t/heartbeat"), 410, "stream_stopped")
+    assert body["reason"] == "stopped_all"
+    assert listing(client, user)["active"] == 0
 
 
 def test_stop_is_204_also_when_already_gone(client: httpx.Client) -> None:
@@ -214,9 +252,7 @@ def test_get_one_stream_follows_its_location(client: httpx.Client) -> None:
     assert r.status_code == 201
     got = client.get(r.headers["location"])
     assert got.status_code == 200, got.text
-    assert got.json() == {
-        k: r.json()[k] for k in ("user_id", "stream_id", "device", "started_at", "expires_at")
-    }
+    assert got.json() == {k: r.json()[k] for k in sorted(LEASE_FIELDS)}
     client.delete(r.headers["location"])
     gone = client.get(r.headers["location"])
     assert gone.status_code == 404

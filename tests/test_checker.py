@@ -23,8 +23,8 @@ import pytest
 import uvicorn
 
 from streamlimit.api import create_app
-from streamlimit.api.render import stream_body
-from streamlimit.models import Evicted, Limits, Start, StartResult, StartStatus, Stream
+from streamlimit.api.render import rfc3339, stream_body
+from streamlimit.models import Beat, EndReason, Limits, Start, StartResult, StartStatus
 from streamlimit.settings import Settings
 from streamlimit.store.memory import FakeClock, MemoryStore
 from tests.servers import free_port
@@ -302,9 +302,8 @@ class ReadThenWriteStore(MemoryStore):
             return await super().start(user_id, stream_id, device, ttl_ms, limits, how)
         await asyncio.sleep(0)  # the round trip between the read and the write
         now = self._clock()
-        stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
         user = self._user(user_id, now)
-        user.leases[stream_id] = stream
+        stream = self._admit(user, user_id, stream_id, device, now + ttl_ms, now, how.legacy)
         return StartResult(StartStatus.ADMITTED, stream, len(user.leases), seen.limit)
 
 
@@ -376,8 +375,9 @@ async def answer(store: MemoryStore, config: Config, op: Op) -> tuple[int, dict[
     ttl_ms, legacy_ms = int(config.lease_ttl_s * 1000), int(config.legacy_lease_ttl_s * 1000)
     if op.kind in ("start", "compat_start"):
         new_id = sid if op.kind == "start" else f"k{op.index}"
+        legacy = op.kind == "compat_start"
         r = await store.start(
-            user, new_id, None, ttl_ms if op.kind == "start" else legacy_ms, Limits(d), Start()
+            user, new_id, None, legacy_ms if legacy else ttl_ms, Limits(d), Start(legacy=legacy)
         )
         if r.status is StartStatus.REFUSED:
             if op.kind == "compat_start":
@@ -391,19 +391,34 @@ async def answer(store: MemoryStore, config: Config, op: Op) -> tuple[int, dict[
             "limit": r.limit,
         }
     if op.kind == "heartbeat":
-        stream = await store.heartbeat(user, sid, ttl_ms)
-        return (200, stream_body(stream)) if isinstance(stream, Stream) else (404, {})
+        beat = await store.heartbeat(user, sid, ttl_ms, Limits(d))
+        if beat.stream is not None:
+            return 200, stream_body(beat.stream) | {"readmitted": beat.readmitted}
+        ended = beat.ended
+        if ended is None:
+            return 404, {"code": "stream_not_active"}
+        if ended.reason is EndReason.EVICTED:
+            return 410, {
+                "code": "stream_evicted",
+                "evicted_at": rfc3339(ended.at_ms),
+                "replaced_by": ended.replaced_by,
+            }
+        return 410, {
+            "code": "stream_stopped",
+            "stopped_at": rfc3339(ended.at_ms),
+            "reason": ended.reason.value,
+        }
     if op.kind in ("stop", "compat_stop"):
         if op.kind == "compat_stop" and op.arg == 0:  # the compat stop of one named stream
             op.stream_id = f"k{op.index - 1}"
-        stopped = await store.stop(user, op.stream_id)
+        stopped = await store.stop(user, op.stream_id, ttl_ms)
         if op.kind == "stop":
             return 204, None
         if stopped.removed is not None:
             return 200, {"activeStreams": stopped.active, "streamId": stopped.removed.stream_id}
         return (403, {}) if op.stream_id is None else (404, {"activeStreams": stopped.active})
     if op.kind == "stop_all":
-        return 200, {"stopped": await store.stop_all(user)}
+        return 200, {"stopped": len((await store.stop_all(user, ttl_ms)).stream_ids)}
     if op.kind in ("set_limit", "clear_limit"):
         info = await store.set_limit(user, op.arg if op.kind == "set_limit" else None, Limits(d))
         return 200, {"user_id": user, "limit": info.limit, "default": info.is_default}
@@ -457,8 +472,8 @@ class Refusing(Sloppy):
 
 
 class Forgetting(Sloppy):
-    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int) -> Stream | Evicted | None:
-        return None if self.now_and_then() else await super().heartbeat(user_id, stream_id, ttl_ms)
+    async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int, limits: Limits) -> Beat:
+        return Beat() if self.now_and_then() else await super().heartbeat(user_id, stream_id, ttl_ms, limits)
 
 
 @pytest.mark.parametrize(

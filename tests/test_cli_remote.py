@@ -96,7 +96,7 @@ def test_round_trip_json(svc: Service, capsys: pytest.CaptureFixture[str]) -> No
         1,
         2,
         "default",
-        None,
+        [],
     )
     listed = cli_json(capsys, "streams", "list", u, *url)
     assert (listed["active"], listed["remaining"]) == (1, 1)
@@ -113,7 +113,7 @@ def test_round_trip_json(svc: Service, capsys: pytest.CaptureFixture[str]) -> No
     assert cli_json(capsys, "streams", "list", u, *url)["streams"] == []
     code, _, err = cli(capsys, "streams", "heartbeat", u, sid, *url, "--json")
     assert code == 1
-    assert err.startswith("streamlimit: stream_not_active: ")
+    assert err.startswith("streamlimit: stream_stopped: ")
 
 
 def test_limit_reached_exits_1_and_shows_the_active_streams(

@@ -35,6 +35,7 @@ from streamlimit.client import (
     StreamLimitError,
     StreamList,
     StreamNotActive,
+    StreamStopped,
     TooManyStarts,
     Unauthenticated,
     Unavailable,
@@ -85,7 +86,7 @@ def test_start_heartbeat_list_stop_round_trip_with_typed_results(fast: Service) 
             started = await c.start(user, "tv", device="living room")
             assert isinstance(started, StartInfo)
             assert (started.user_id, started.stream_id, started.device) == (user, "tv", "living room")
-            assert (started.admitted, started.degraded, started.evicted) == (True, False, None)
+            assert (started.admitted, started.degraded, started.evicted) == (True, False, ())
             assert (started.active, started.limit, started.limit_source, started.plan) == (
                 1,
                 3,
@@ -155,8 +156,7 @@ def test_limit_reached_eviction_and_not_active_errors(fast: Service) -> None:
 
             took = await c.start(user, "b", on_limit="evict_oldest")
             assert took.admitted
-            assert took.evicted is not None
-            assert took.evicted.stream_id == "a"
+            assert [s.stream_id for s in took.evicted] == ["a"]
             with pytest.raises(StreamEvicted) as gone:
                 await c.heartbeat(user, "a")
             assert (gone.value.status, gone.value.replaced_by) == (410, "b")
@@ -255,7 +255,7 @@ def test_an_evicted_lease_calls_on_lost_cancels_the_block_and_raises_lease_lost(
     asyncio.run(scenario())
 
 
-def test_a_lease_stopped_elsewhere_calls_on_lost_with_stream_not_active(fast: Service) -> None:
+def test_a_lease_stopped_elsewhere_calls_on_lost_with_stream_stopped(fast: Service) -> None:
     user = uid()
     reasons: list[StreamLimitError] = []
 
@@ -269,8 +269,9 @@ def test_a_lease_stopped_elsewhere_calls_on_lost_with_stream_not_active(fast: Se
 
             with pytest.raises(LeaseLost) as lost:
                 await watch()
-            assert type(lost.value.reason) is StreamNotActive
-            assert lost.value.status == 404
+            assert type(lost.value.reason) is StreamStopped
+            assert isinstance(lost.value.reason, StreamNotActive)
+            assert (lost.value.status, lost.value.reason.reason) == (410, "stopped")
             assert reasons == [lost.value.reason]
 
     asyncio.run(scenario())
@@ -460,7 +461,8 @@ def test_sync_stream_keeps_the_lease_while_the_thread_sleeps_and_reports_loss(fa
 
         with pytest.raises(LeaseLost) as lost:
             watch()
-        assert isinstance(lost.value.reason, StreamNotActive)
+        assert isinstance(lost.value.reason, StreamStopped)
+        assert lost.value.reason.reason == "stopped_all"
 
         c.start(user, "a")
         c.set_limit(user, 1)
@@ -468,3 +470,42 @@ def test_sync_stream_keeps_the_lease_while_the_thread_sleeps_and_reports_loss(fa
             pytest.fail("the block must not run")
         c.clear_limit(user)
         c.stop_all(user)
+
+
+def test_under_the_allow_policy_a_lease_rides_out_an_outage_and_is_admitted_again_after(
+    private_store: RedisServer, service_factory: Callable[..., Service]
+) -> None:
+    """The default policy: while the store is out, starts and heartbeats are answered degraded
+    (``active`` and ``epoch`` null) and the client keeps playing; once the store is back, the next
+    heartbeat finds no lease, no tombstone and a free slot, and admits the stream again."""
+    svc = service_factory(private_store.url, on_store_error="allow", store_timeout_ms=100, **FAST)
+    user = uid()
+    reasons: list[StreamLimitError] = []
+
+    async def scenario() -> None:
+        async with AsyncStreamLimitClient(svc.url) as c:
+            private_store.pause()
+            try:
+                degraded = await c.start(user, "d")
+                assert (degraded.degraded, degraded.active, degraded.epoch) == (True, None, None)
+                async with c.stream(user, "s", on_lost=reasons.append) as lease:
+                    assert lease.info is not None
+                    assert lease.info.degraded
+                    assert lease.epoch is None
+                    await asyncio.sleep(3 * INTERVAL_S)  # degraded heartbeats
+                    assert not lease.lost
+                    private_store.resume()
+                    deadline = time.monotonic() + 3
+                    while lease.info.degraded or lease.epoch is None:
+                        assert time.monotonic() < deadline, lease.info
+                        await asyncio.sleep(0.02)
+                    # the paused server still runs the commands it had ("d" may be recorded late)
+                    listed = {s.stream_id: s for s in (await c.list(user)).streams}
+                    assert listed["s"].epoch == lease.epoch
+                    again = await c.heartbeat(user, "s")
+                    assert (again.readmitted, again.epoch) == (False, lease.epoch)  # renewed now
+            finally:
+                private_store.resume()
+        assert reasons == []
+
+    asyncio.run(scenario())

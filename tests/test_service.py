@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import pytest
 
-from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable, StreamNotActive
+from streamlimit.errors import InvalidId, InvalidInput, StoreUnavailable
 from streamlimit.models import StartStatus
 from streamlimit.service import Caller, Policy, StreamService
 from streamlimit.store.memory import FakeClock, MemoryStore
@@ -78,8 +78,8 @@ def test_ids_device_and_limit_are_checked_before_the_store() -> None:
             await service.start("u", "s", "d" * 129)
         with pytest.raises(InvalidInput):
             await service.set_limit("u", 1001)
-        with pytest.raises(StreamNotActive):
-            await service.heartbeat("u", "never-started")
+        with pytest.raises(InvalidId):
+            await service.heartbeat("u", "{tag}")
         generated = await service.start("u")
         assert generated.stream is not None
         assert len(generated.stream.stream_id) == 36  # a UUID
@@ -111,7 +111,9 @@ def test_audit_events_are_also_structured_log_lines(caplog: pytest.LogCaptureFix
         await service.stop("u", "b", admin)
         await service.stop("u", "gone", admin)  # nothing removed: nothing to record
         await service.set_limit("u", 2, admin)
+        await service.start("u", "c")
         await service.stop_all("u", Caller("u"))
+        await service.stop_all("u", Caller("u"))  # nothing stopped: nothing to record
 
     with caplog.at_level(logging.INFO, "streamlimit.audit"):
         asyncio.run(main())
@@ -120,6 +122,6 @@ def test_audit_events_are_also_structured_log_lines(caplog: pytest.LogCaptureFix
         ("evicted", "u", ["a"]),
         ("stopped_by_admin", "support", ["b"]),
         ("limit_set", "support", []),
-        ("stopped_all", "u", []),
+        ("stopped_all", "u", ["c"]),
     ]
     assert all(e["event"] == "audit" and e["user_id"] == "u" for e in lines)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from itertools import pairwise
 
-from streamlimit.models import Evicted, Limits, Start, StartResult, StartStatus, Stream
+from streamlimit.models import Beat, Ended, EndReason, Event, Limits, Start, StartResult, StartStatus
 from streamlimit.store.base import Store
 from tests import test_store_contract
 from tests.test_store_contract import Backend
@@ -42,6 +42,18 @@ async def admit(s: Store, u: str, sid: str, ttl: int, limits: Limits, how: Start
 
 async def ids(s: Store, u: str) -> list[str]:
     return [x.stream_id for x in (await s.list(u, Limits(100))).streams]
+
+
+async def renews(s: Store, u: str, sid: str, ttl: int, limits: Limits) -> bool:
+    """Whether a heartbeat of ``sid`` renews an active lease (not a tombstone, a miss or a
+    re-admission)."""
+    beat = await s.heartbeat(u, sid, ttl, limits)
+    return beat.stream is not None and not beat.readmitted and beat.ended is None
+
+
+def evicted(sid: str, at_ms: int, by: str) -> Beat:
+    """A heartbeat's answer for a stream ``by`` evicted at ``at_ms``."""
+    return Beat(ended=Ended(sid, at_ms, EndReason.EVICTED, by))
 
 
 # 1. limits: override > plan (an admin's, then the token's hint) > default
@@ -104,23 +116,26 @@ def test_evict_oldest_admits_and_replaces_the_oldest_stream(backend: Backend) ->
         await admit(s, u, "b", ttl, lim)
         await tick(b)
         refused = await s.start(u, "c", None, ttl, lim, PLAIN)  # without evict_oldest: as before
-        assert (refused.status, refused.evicted) == (REFUSED, None)
+        assert (refused.status, refused.evicted) == (REFUSED, ())
         assert [x.stream_id for x in refused.streams] == ["a", "b"]
 
         c = await s.start(u, "c", "phone", ttl, lim, EVICT)
         assert (c.status, c.active, c.limit) == (ADMITTED, 2, 2)
-        assert c.evicted == a.stream  # the oldest, as it was
+        assert c.evicted == (a.stream,)  # the oldest, as it was
         assert c.stream is not None
         assert await ids(s, u) == ["b", "c"]
-        assert await s.heartbeat(u, "a", ttl) == Evicted("a", c.stream.started_at_ms, "c")
-        assert await ids(s, u) == ["b", "c"]  # the evicted one's heartbeat does not bring it back
-        assert isinstance(await s.heartbeat(u, "b", ttl), Stream)
+        await s.stop(u, "b", ttl)  # a slot is free: only the tombstone keeps "a" out
+        assert await s.heartbeat(u, "a", ttl, lim) == evicted("a", c.stream.started_at_ms, "c")
+        assert await ids(s, u) == ["c"]  # the evicted one's heartbeat does not bring it back
+        assert await renews(s, u, "c", ttl, lim)
+        await tick(b)
+        await admit(s, u, "b", ttl, lim)
 
         await s.set_limit(u, 0, lim)
         zero = await s.start(u, "d", None, ttl, lim, EVICT)  # limit 0: evict_oldest still refuses
-        assert (zero.status, zero.evicted, zero.limit) == (REFUSED, None, 0)
-        assert await ids(s, u) == ["b", "c"]
-        assert isinstance(await s.heartbeat(u, "b", ttl), Stream)
+        assert (zero.status, zero.evicted, zero.limit) == (REFUSED, (), 0)
+        assert await ids(s, u) == ["c", "b"]
+        assert await renews(s, u, "b", ttl, lim)
 
     backend.run(body)
 
@@ -135,8 +150,7 @@ def test_eviction_ties_on_start_time_go_to_the_smaller_stream_id(backend: Backen
         tie = s9.stream.started_at_ms == s10.stream.started_at_ms
         assert tie or b.clock is None
         new = await admit(s, u, "new", ttl, lim, EVICT)
-        assert new.evicted is not None
-        assert new.evicted.stream_id == ("s10" if tie else "s9")  # "s10" < "s9", byte by byte
+        assert [x.stream_id for x in new.evicted] == ["s10" if tie else "s9"]  # "s10" < "s9", by bytes
 
     backend.run(body)
 
@@ -147,12 +161,13 @@ def test_a_tombstone_lasts_one_lease_ttl(backend: Backend) -> None:
         await admit(s, u, "a", ttl, lim)
         r = await admit(s, u, "b", ttl, lim, EVICT)
         assert r.stream is not None
-        gone = Evicted("a", r.stream.started_at_ms, "b")
-        assert await s.heartbeat(u, "a", ttl) == gone
+        gone = evicted("a", r.stream.started_at_ms, "b")
+        assert await s.heartbeat(u, "a", ttl, lim) == gone
         await b.advance(ttl // 2)
-        assert await s.heartbeat(u, "a", ttl) == gone
-        await b.advance(ttl // 2)
-        assert await s.heartbeat(u, "a", ttl) is None
+        assert await s.heartbeat(u, "a", ttl, lim) == gone
+        await b.advance(ttl // 2)  # b, started with the tombstone, has expired with it
+        back = await s.heartbeat(u, "a", ttl, lim)
+        assert (back.ended, back.readmitted) == (None, True)  # no tombstone: admitted again
 
     backend.run(body)
 
@@ -166,8 +181,8 @@ def test_a_later_eviction_does_not_prolong_an_earlier_tombstone(backend: Backend
         c = await admit(s, u, "c", ttl, lim, EVICT)  # evicts b, half a TTL later
         assert c.stream is not None
         await b.advance(ttl // 2)  # a's tombstone is one TTL old, b's half as old
-        assert await s.heartbeat(u, "a", ttl) is None
-        assert await s.heartbeat(u, "b", ttl) == Evicted("b", c.stream.started_at_ms, "c")
+        assert await s.heartbeat(u, "a", ttl, lim) == Beat()  # no tombstone; c holds the slot
+        assert await s.heartbeat(u, "b", ttl, lim) == evicted("b", c.stream.started_at_ms, "c")
 
     backend.run(body)
 
@@ -177,12 +192,16 @@ def test_readmitting_an_evicted_stream_clears_its_tombstone(backend: Backend) ->
         u, ttl, lim = "f-readmit", b.ttl_ms * 40, Limits(1)
         await admit(s, u, "a", ttl, lim)
         await admit(s, u, "b", ttl, lim, EVICT)
-        assert isinstance(await s.heartbeat(u, "a", ttl), Evicted)
-        await s.stop(u, "b")
+        beat = await s.heartbeat(u, "a", ttl, lim)
+        assert beat.ended is not None
+        assert beat.ended.reason is EndReason.EVICTED
+        await s.stop(u, "b", ttl)
         await admit(s, u, "a", ttl, lim)
-        assert isinstance(await s.heartbeat(u, "a", ttl), Stream)
-        await s.stop(u, "a")
-        assert await s.heartbeat(u, "a", ttl) is None  # the tombstone is gone, not just hidden
+        assert await renews(s, u, "a", ttl, lim)
+        stopped = await s.stop(u, "a", ttl)
+        assert stopped.at_ms is not None
+        # the stop's own tombstone, not the eviction's come back: that one is gone, not just hidden
+        assert await s.heartbeat(u, "a", ttl, lim) == Beat(ended=Ended("a", stopped.at_ms, EndReason.STOPPED))
 
     backend.run(body)
 
@@ -198,16 +217,20 @@ def test_only_admissions_raise_the_epoch(backend: Backend) -> None:
         assert bb.epoch is not None
         assert a.epoch is not None
         assert bb.epoch > a.epoch
-        assert (await s.start(u, "a", None, ttl, lim, PLAIN)).epoch == bb.epoch  # renewal
-        assert (await s.start(u, "c", None, ttl, lim, PLAIN)).epoch == bb.epoch  # refusal
-        await s.heartbeat(u, "a", ttl)
-        await s.stop(u, "b")
+        assert (await s.start(u, "a", None, ttl, lim, PLAIN)).epoch == a.epoch  # renewal: its own
+        assert (await s.start(u, "c", None, ttl, lim, PLAIN)).epoch is None  # refusal: no lease
+        await s.heartbeat(u, "a", ttl, lim)
+        await s.stop(u, "b", ttl)
         c = await admit(s, u, "c", ttl, lim)
         d = await admit(s, u, "d", ttl, lim, EVICT)
         assert c.epoch is not None
         assert d.epoch is not None
         assert bb.epoch < c.epoch < d.epoch
         assert (await s.start(u, "d", None, ttl, lim, PLAIN)).epoch == d.epoch
+        assert (await s.start(u, "c", None, ttl, lim, PLAIN)).epoch == c.epoch
+        e = await admit(s, u, "e", ttl, lim, EVICT)
+        assert e.epoch is not None
+        assert e.epoch > d.epoch
 
     backend.run(body)
 
@@ -222,7 +245,10 @@ def test_the_epoch_keeps_rising_after_stop_all_stop_and_expiry(backend: Backend)
                 assert r.epoch is not None
                 assert r.epoch > last, (i, f"after {after}", r.epoch, last)
                 last = r.epoch
-                await (s.stop_all(u) if after == "stop" else s.stop(u, sid))
+                if after == "stop":  # what the next admission comes after
+                    await s.stop_all(u, b.ttl_ms)
+                else:
+                    await s.stop(u, sid, b.ttl_ms)
         z = await admit(s, u, "z", b.ttl_ms, lim)
         assert z.epoch is not None
         assert z.epoch > last
@@ -243,7 +269,7 @@ def test_epochs_are_per_user(backend: Backend) -> None:
         theirs = [(await admit(s, "f-ep-v", f"v{i}", ttl, lim)).epoch or 0 for i in range(3)]
         assert theirs[0] < theirs[1] < theirs[2]
         assert (await s.start("f-ep-u", "a", None, ttl, lim, PLAIN)).epoch == mine.epoch
-        assert (await s.start("f-ep-v", "v0", None, ttl, lim, PLAIN)).epoch == theirs[-1]
+        assert (await s.start("f-ep-v", "v0", None, ttl, lim, PLAIN)).epoch == theirs[0]  # its own
         assert ((await admit(s, "f-ep-u", "b", ttl, lim)).epoch or 0) > (mine.epoch or 0)
 
     backend.run(body)
@@ -261,13 +287,14 @@ def test_events_record_evictions_admin_stops_stop_all_and_limit_changes(backend:
         await admit(s, u, "b", ttl, lim)
         await tick(b)
         c = await admit(s, u, "c", ttl, lim, EVICT)
-        await s.stop(u, "b", "admin-0")  # not audited
-        await s.stop(u, "c", "admin-1", audit=True)
-        await s.stop(u, "nothing", "admin-1", audit=True)  # nothing stopped: nothing recorded
+        await s.stop(u, "b", ttl, "admin-0")  # not audited
+        await s.stop(u, "c", ttl, "admin-1", audit=True)
+        await s.stop(u, "nothing", ttl, "admin-1", audit=True)  # nothing stopped: nothing recorded
+        await s.stop_all(u, ttl, "admin-3")  # nothing active: nothing recorded
         await admit(s, u, "d", ttl, lim)
         await tick(b)
         await admit(s, u, "e", ttl, lim)
-        assert await s.stop_all(u, "admin-2") == 2
+        assert (await s.stop_all(u, ttl, "admin-2")).stream_ids == ("d", "e")
         await s.set_limit(u, 5, lim, "ops")
         await s.set_limit(u, None, lim, "ops2")
         trail = await s.events(u)
@@ -292,15 +319,13 @@ def test_stopped_all_lists_the_streams_in_start_order(backend: Backend) -> None:
         for sid in ["z", "a", "m"]:
             await admit(s, u, sid, ttl, lim)
             await tick(b)
-        assert isinstance(await s.heartbeat(u, "z", ttl), Stream)  # z now expires last
+        assert await renews(s, u, "z", ttl, lim)  # z now expires last
         assert await ids(s, u) == ["z", "a", "m"]
-        assert await s.stop_all(u, "me") == 3
-        assert await s.stop_all(u, "me") == 0
+        stopped = await s.stop_all(u, ttl, "me")
+        assert stopped.stream_ids == ("z", "a", "m")
+        assert (await s.stop_all(u, ttl, "me")).stream_ids == ()
         trail = await s.events(u)
-        assert [(e.action, e.actor, e.streams) for e in trail] == [
-            ("stopped_all", "me", ()),
-            ("stopped_all", "me", ("z", "a", "m")),
-        ]
+        assert trail == (Event(stopped.at_ms, "stopped_all", "me", ("z", "a", "m")),)  # once
 
     backend.run(body)
 
@@ -333,19 +358,20 @@ def test_the_start_budget_refuses_too_many_admissions(backend: Backend) -> None:
         listed, trail = await s.list(u, lim), await s.events(u)
 
         late = await s.start(u, "late", None, ttl, lim, how)
-        assert (late.status, late.stream, late.evicted) == (StartStatus.TOO_MANY, None, None)
-        assert (late.active, late.limit, late.epoch) == (1, 1, last.epoch)
+        assert (late.status, late.stream, late.evicted) == (StartStatus.TOO_MANY, None, ())
+        assert (late.active, late.limit, late.epoch) == (1, 1, None)
         assert 0 < late.retry_after_ms <= 60_000 // per_min
         assert b.clock is None or late.retry_after_ms == 20_000
         assert await s.list(u, lim) == listed  # admitted nothing, evicted nothing
         assert await s.events(u) == trail  # recorded nothing
-        assert await s.heartbeat(u, "late", ttl) is None
-        assert isinstance(await s.heartbeat(u, f"s{per_min - 1}", ttl), Stream)
+        assert await s.heartbeat(u, "late", ttl, lim) == Beat()  # not admitted, no slot either
+        beat = await s.heartbeat(u, f"s{per_min - 1}", ttl, lim)
+        assert beat.stream is not None
+        assert beat.stream.epoch == last.epoch
 
         await b.advance(late.retry_after_ms)
         again = await admit(s, u, "late", ttl, lim, how)
-        assert again.evicted is not None
-        assert again.evicted.stream_id == f"s{per_min - 1}"
+        assert [x.stream_id for x in again.evicted] == [f"s{per_min - 1}"]
 
     backend.run(body)
 
@@ -363,6 +389,14 @@ def test_refusals_and_renewals_spend_no_budget(backend: Backend) -> None:
             await admit(s, u, f"s{i}", ttl, lim, evict)
         spent = await s.start(u, "one-more", None, ttl, lim, evict)
         assert spent.status is StartStatus.TOO_MANY
+        # a heartbeat's re-admission takes a free slot without the budget, and spends none
+        await s.stop(u, f"s{per_min - 1}", ttl)
+        back = await s.heartbeat(u, "one-more", ttl, lim)
+        assert back.readmitted
+        retry = await s.start(u, "one-more-again", None, ttl, lim, evict)
+        assert retry.status is StartStatus.TOO_MANY
+        assert retry.retry_after_ms <= spent.retry_after_ms
+        assert b.clock is None or retry.retry_after_ms == spent.retry_after_ms
 
     backend.run(body)
 
@@ -377,14 +411,15 @@ def test_simultaneous_evicting_starts_keep_the_limit(backend: Backend) -> None:
         results = await asyncio.gather(*(s.start(u, sid, None, ttl, lim, EVICT) for sid in wanted))
         assert [r.status for r in results] == [ADMITTED] * len(wanted)
         assert len({r.epoch for r in results}) == len(wanted)
-        replaced_by = {r.evicted.stream_id: sid for sid, r in zip(wanted, results, strict=True) if r.evicted}
+        assert all(len(r.evicted) <= 1 for r in results)  # the limit never went down: one at most
+        replaced_by = {x.stream_id: sid for sid, r in zip(wanted, results, strict=True) for x in r.evicted}
         active = await ids(s, u)
         assert len(active) == 2
         assert sorted([*active, *replaced_by]) == wanted  # each one still active or evicted once
         for sid, by in replaced_by.items():
-            beat = await s.heartbeat(u, sid, ttl)
-            assert isinstance(beat, Evicted), (sid, beat)
-            assert beat.replaced_by == by
+            beat = await s.heartbeat(u, sid, ttl, lim)
+            assert beat.ended is not None, (sid, beat)
+            assert (beat.ended.reason, beat.ended.replaced_by) == (EndReason.EVICTED, by)
         evictions = [e for e in await s.events(u) if e.action == "evicted"]
         assert sorted(e.streams[0] for e in evictions) == sorted(replaced_by)
         assert all(len(e.streams) == 1 and e.actor == "dev-b" for e in evictions)

@@ -65,18 +65,20 @@ def stream_list(s: StreamList) -> str:
 
 def started(s: StartInfo) -> str:
     verb = "started" if s.admitted else "renewed"
-    line = f"{verb} {s.stream_id} for {s.user_id} ({s.active} of {s.limit} active, "
+    count = "?" if s.active is None else s.active
+    line = f"{verb} {s.stream_id} for {s.user_id} ({count} of {s.limit} active, "
     line += f"{_source(s.limit_source, s.plan)})"
-    if s.evicted is not None:
-        device = f" ({s.evicted.device})" if s.evicted.device else ""
-        line += f"; evicted {s.evicted.stream_id}{device}"
+    for evicted in s.evicted:
+        device = f" ({evicted.device})" if evicted.device else ""
+        line += f"; evicted {evicted.stream_id}{device}"
     if s.degraded:
         line += "; degraded: the store is down, the stream was not recorded"
     return line + f"\nheartbeat every {s.heartbeat_interval_s:g}s; expires in {expires_in(s.expires_at)}"
 
 
 def renewed(s: LeaseInfo) -> str:
-    line = f"renewed {s.stream_id} for {s.user_id}: expires in {expires_in(s.expires_at)}"
+    verb = "admitted again" if s.readmitted else "renewed"
+    line = f"{verb} {s.stream_id} for {s.user_id}: expires in {expires_in(s.expires_at)}"
     return line + ("; degraded: the store is down" if s.degraded else "")
 
 

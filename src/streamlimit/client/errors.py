@@ -75,7 +75,8 @@ class LimitReached(StreamLimitError):
 
 class StreamNotActive(StreamLimitError):
     """404 ``stream_not_active``: the stream expired, was stopped or never existed; stop playback.
-    :class:`StreamEvicted` is a subclass, so catching this catches every lost lease."""
+    :class:`StreamEvicted` and :class:`StreamStopped` are subclasses, so catching this catches every
+    lost lease."""
 
 
 class StreamEvicted(StreamNotActive):
@@ -87,6 +88,18 @@ class StreamEvicted(StreamNotActive):
         self.replaced_by: str | None = body.get("replaced_by")
         at = body.get("evicted_at")
         self.evicted_at: datetime | None = parse_time(at) if isinstance(at, str) else None
+
+
+class StreamStopped(StreamNotActive):
+    """410 ``stream_stopped``: the stream was stopped at ``stopped_at``, by its own player, by
+    "sign out of all devices" or by an operator (``reason``: ``stopped``, ``stopped_all``,
+    ``stopped_by_admin``); stop playback, and do not start again on your own."""
+
+    def __init__(self, status: int, code: str | None, detail: str, body: Mapping[str, Any]) -> None:
+        super().__init__(status, code, detail, body)
+        self.reason: str | None = body.get("reason")
+        at = body.get("stopped_at")
+        self.stopped_at: datetime | None = parse_time(at) if isinstance(at, str) else None
 
 
 class Unauthenticated(StreamLimitError):
@@ -111,6 +124,7 @@ _BY_CODE: dict[str, type[StreamLimitError]] = {
     "stream_limit_reached": LimitReached,
     "stream_not_active": StreamNotActive,
     "stream_evicted": StreamEvicted,
+    "stream_stopped": StreamStopped,
     "too_many_starts": TooManyStarts,
     "unauthenticated": Unauthenticated,
     "forbidden": Forbidden,

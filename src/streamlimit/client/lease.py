@@ -97,11 +97,12 @@ class Lease:
         return self.info.expires_at
 
     @property
-    def epoch(self) -> int:
-        """The admission's fencing epoch (see the README's "Fencing")."""
-        if self.started is None:
+    def epoch(self) -> int | None:
+        """The lease's own fencing epoch (see the README's "Fencing"); a new one when a heartbeat
+        admitted the stream again; None while the answers are degraded."""
+        if self.info is None:
             raise RuntimeError("the lease has not started")
-        return self.started.epoch
+        return self.info.epoch
 
     async def __aenter__(self) -> Lease:
         owner = asyncio.current_task()

@@ -26,15 +26,18 @@ class StreamInfo:
     device: str | None
     started_at: datetime
     expires_at: datetime
+    epoch: int | None  # this lease's own admission epoch (fencing); None when degraded
 
     @classmethod
     def parse(cls, b: Mapping[str, Any]) -> StreamInfo:
+        epoch = b.get("epoch")
         return cls(
             b["user_id"],
             b["stream_id"],
             b["device"],
             parse_time(b["started_at"]),
             parse_time(b["expires_at"]),
+            None if epoch is None else int(epoch),
         )
 
 
@@ -42,54 +45,54 @@ class StreamInfo:
 class LeaseInfo(StreamInfo):
     """A stream just started or renewed by a heartbeat: heartbeat every ``heartbeat_interval_s``;
     without one the lease ends ``lease_ttl_s`` after the last. ``degraded``: the store was down and
-    the service let the request through without recording it (``ON_STORE_ERROR=allow``)."""
+    the service let the request through without recording it (``ON_STORE_ERROR=allow``).
+    ``readmitted`` (heartbeats): the stream was not active any more (a store outage, a long sleep)
+    and took a free slot again, with a new ``epoch``."""
 
     heartbeat_interval_s: float
     lease_ttl_s: float
     degraded: bool
+    readmitted: bool
 
     @classmethod
     def parse(cls, b: Mapping[str, Any]) -> LeaseInfo:
         s = StreamInfo.parse(b)
         return cls(
-            s.user_id,
-            s.stream_id,
-            s.device,
-            s.started_at,
-            s.expires_at,
-            float(b["heartbeat_interval_s"]),
-            float(b["lease_ttl_s"]),
-            bool(b["degraded"]),
+            **{f.name: getattr(s, f.name) for f in fields(StreamInfo)},
+            heartbeat_interval_s=float(b["heartbeat_interval_s"]),
+            lease_ttl_s=float(b["lease_ttl_s"]),
+            degraded=bool(b["degraded"]),
+            readmitted=bool(b.get("readmitted", False)),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class StartInfo(LeaseInfo):
     """The answer to a start. ``admitted``: a new stream took a slot (201); False when an active
-    stream was renewed, or the answer is degraded (200). ``epoch`` grows with every admission of
-    the user (fencing); ``evicted`` is the stream that ``on_limit="evict_oldest"`` replaced."""
+    stream was renewed, or the answer is degraded (200). ``evicted`` lists the streams that
+    ``on_limit="evict_oldest"`` replaced, oldest first. ``active`` and ``epoch`` are None when
+    the answer is degraded (the store was down and nothing was recorded)."""
 
     admitted: bool
-    active: int
+    active: int | None
     limit: int
     limit_source: str
     plan: str | None
-    epoch: int
-    evicted: StreamInfo | None
+    evicted: tuple[StreamInfo, ...]
 
     @classmethod
     def parse_start(cls, b: Mapping[str, Any], admitted: bool) -> StartInfo:
         lease = LeaseInfo.parse(b)
-        evicted = b.get("evicted")
+        evicted = b.get("evicted_streams") or ([b["evicted"]] if b.get("evicted") else [])
+        active = b["active"]
         return cls(
             **{f.name: getattr(lease, f.name) for f in fields(LeaseInfo)},
             admitted=admitted,
-            active=int(b["active"]),
+            active=None if active is None else int(active),
             limit=int(b["limit"]),
             limit_source=b["limit_source"],
             plan=b.get("plan"),
-            epoch=int(b["epoch"]),
-            evicted=StreamInfo.parse(evicted) if evicted else None,
+            evicted=tuple(StreamInfo.parse(s) for s in evicted),
         )
 
 
