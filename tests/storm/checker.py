@@ -5,9 +5,11 @@ Times are the driver's ``time.time()`` seconds; the store's reported times (``st
 times within ``EPS`` (ms rounding, order of clock reads). A request with no answer, a 5xx, a
 degraded or an unexpected answer has an unknown outcome: it may take effect any time after send.
 
-Leases. Every admission (v1 start answered 201, compat start answered 200) is one lease, named
-by (stream id, reported started_at), so a stream id admitted again is a new lease; a 200 to a
-start (a renewal) or a heartbeat extends the lease its started_at names, and admits nothing.
+Leases. Every admission (v1 start answered 201, compat start answered 200, a heartbeat answered
+200 with ``readmitted: true``) is one lease, named by (stream id, reported started_at), so a
+stream id admitted again is a new lease; a 200 to a start (a renewal) or any other heartbeat 200
+extends the lease its started_at names, and admits nothing. A heartbeat of unknown outcome may have
+admitted its stream again, like a start of unknown outcome.
 
 - It was admitted no earlier than ``w_start = max(send, started_at - EPS)`` and certainly by
   ``begin = min(recv, started_at + 1 ms + EPS)`` (compat: ``send`` and ``recv``).
@@ -18,8 +20,8 @@ start (a renewal) or a heartbeat extends the lease its started_at names, and adm
 - It is possibly alive until ``end_possible``: the earliest of its last reported
   ``expires_at + EPS`` (never, if a heartbeat or renewal of it has an unknown outcome) and the
   recv of a request sent after ``begin`` that removed it or saw it gone (stop 204, stop-all,
-  heartbeat 404, a listing or refusal without it, compat 403/404/count 0, a re-admission of its
-  id). A start of unknown outcome is a lease possibly alive from its send on, never certainly.
+  heartbeat 404 or 410, a listing or refusal without it, compat 404/count 0, compat 403 for a
+  legacy lease (a compat stop without an id removes only legacy leases), a re-admission of its id). A start of unknown outcome is a lease possibly alive from its send on, never certainly.
 
 Limits. The default until a PUT/DELETE of the user's limit applies, at an unknown instant of its
 window (any time after send if its outcome is unknown). A value is possibly in force during
@@ -75,7 +77,7 @@ LEASE = ("stream_id", "started_at", "expires_at")
 START = (*LEASE, "active", "limit")
 SHAPES: dict[str, dict[int, tuple[str, ...]]] = {  # kind -> status -> members the body must have
     "start": {201: START, 200: START, 409: ("active", "limit", "streams")},
-    "heartbeat": {200: LEASE, 404: ()},
+    "heartbeat": {200: LEASE, 404: (), 410: ()},
     "stop": {204: ()},
     "stop_all": {200: ("stopped",)},
     "list": {200: ("active", "limit", "remaining", "streams")},
@@ -86,6 +88,7 @@ SHAPES: dict[str, dict[int, tuple[str, ...]]] = {  # kind -> status -> members t
     "compat_count": {200: ("activeStreams", "limit")},
 }
 COUNTS = ("active", "remaining", "activeStreams", "stopped", "limit")
+LEGACY = "\0legacy"  # the key of answers about every legacy (compat-started) lease
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +225,10 @@ def _response_ok(op: Op, report: Report) -> bool:
 def _admissions(u: _User, op: Op, ok: bool, cfg: Config, out: list[Violation]) -> None:
     """Leases (admitted, or starts of unknown outcome) and limit writes."""
     body, recv = op.body or {}, op.recv if ok and op.recv is not None else INF
-    if op.kind in ("start", "compat_start") and not ok:
-        u.add(Lease(op, op.stream_id, None, op.send))
-    elif op.kind == "start" and op.status == 201:
+    readmitted = op.kind == "heartbeat" and op.status == 200 and ok and body.get("readmitted") is True
+    if op.kind in ("start", "compat_start", "heartbeat") and not ok:
+        u.add(Lease(op, op.stream_id, None, op.send))  # a heartbeat may have admitted it again
+    elif (op.kind == "start" and op.status == 201) or readmitted:
         started, expires = ts(body["started_at"]), ts(body["expires_at"])
         lease = Lease(op, body["stream_id"], round(started * 1000), max(op.send, started - EPS))
         lease.begin, lease.lo, lease.hi = min(recv, started + MS + EPS), expires, expires
@@ -256,8 +260,10 @@ def _evidence(u: _User, op: Op, ok: bool, cfg: Config, out: list[Violation]) -> 
             u.deaths[removed].append(window)  # removed by the stop, or not active at it
     if op.kind == "stop_all":
         u.removers[None].append(window)
-    if ok and (op.kind, op.status) in (("stop_all", 200), ("compat_stop", 403), ("heartbeat", 404)):
+    if ok and (op.kind, op.status) in (("stop_all", 200), ("heartbeat", 404), ("heartbeat", 410)):
         u.deaths[None if op.kind != "heartbeat" else sid].append(window)
+    if ok and (op.kind, op.status) == ("compat_stop", 403):
+        u.deaths[LEGACY].append(window)  # no legacy lease was active; v1 ones may be
     if ok and op.kind == "compat_count" and body["activeStreams"] == 0:
         u.deaths[None].append(window)
     if not ok and op.kind in ("start", "heartbeat"):
@@ -296,15 +302,21 @@ def _ends(u: _User, name: str, out: list[Violation]) -> None:
     wide_r_recv, wide_r_send = [w[1] for w in wide_r], _suffix_min([(w[0], w[2]) for w in wide_r])
     wide_d = sorted(u.deaths[None])
     wide_d_send, wide_d_recv = [w[0] for w in wide_d], _suffix_min([(w[1], w[2]) for w in wide_d])
+    legacy_d = sorted(u.deaths[None] + u.deaths[LEGACY])
+    legacy_d_send, legacy_d_recv = [w[0] for w in legacy_d], _suffix_min([(w[1], w[2]) for w in legacy_d])
     u.listings.sort(key=lambda x: x[0].send)
     listing_send = [x[0].send for x in u.listings]
     for lease in u.leases:
         if lease.begin == INF:
             continue
+        if lease.op.kind == "compat_start":
+            any_d = legacy_d_recv[bisect_left(legacy_d_send, lease.begin)]
+        else:
+            any_d = wide_d_recv[bisect_left(wide_d_send, lease.begin)]
         gone = min(  # certainly gone by then, and which answer says so
             [
                 (lease.hi + EPS, -1),
-                wide_d_recv[bisect_left(wide_d_send, lease.begin)],
+                any_d,
                 *((r, i) for s, r, i in u.deaths.get(lease.sid, []) if s >= lease.begin),
                 *(
                     (x.begin, x.op.index)
@@ -354,7 +366,6 @@ COUNT_OF = {  # (kind, status) -> (member, offset): the others alive when the re
     ("compat_start", 200): ("activeStreams", -1),
     ("compat_start", 403): ("activeStreams", 0),
     ("compat_stop", 200): ("activeStreams", 1),
-    ("compat_stop", 403): ("-", 0),
     ("compat_stop", 404): ("activeStreams", 0),
     ("compat_count", 200): ("activeStreams", 0),
 }
@@ -405,6 +416,12 @@ def _tally(history: History, users: dict[str, _User], report: Report) -> None:
     x["refusals"] = n["start", "409"] + n["compat_start", "403"]
     x["heartbeats"] = n["heartbeat", "200"]
     x["heartbeats_not_active"] = n["heartbeat", "404"]
+    x["heartbeats_ended"] = n["heartbeat", "410"]
+    x["readmissions"] = sum(
+        1
+        for op in history.ops
+        if op.kind == "heartbeat" and op.status == 200 and (op.body or {}).get("readmitted")
+    )
     x["stops"] = n["stop", "204"] + n["compat_stop", "200"]
     x["stop_alls"] = n["stop_all", "200"]
     x["limit_changes"] = n["set_limit", "200"] + n["clear_limit", "200"]
