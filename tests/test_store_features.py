@@ -8,6 +8,7 @@ from itertools import pairwise
 
 from streamlimit.models import Beat, Ended, EndReason, Event, Limits, Start, StartResult, StartStatus
 from streamlimit.store.base import Store
+from streamlimit.store.memory import EVENTS_TTL_MS, FakeClock, MemoryStore
 from tests import test_store_contract
 from tests.test_store_contract import Backend
 
@@ -425,3 +426,19 @@ def test_simultaneous_evicting_starts_keep_the_limit(backend: Backend) -> None:
         assert all(len(e.streams) == 1 and e.actor == "dev-b" for e in evictions)
 
     backend.run(body)
+
+
+def test_memory_events_expire_when_the_redis_key_would() -> None:
+    """Redis drops a key once now > its expiry: at exactly 30 days after the newest event the
+    trail is still there, a millisecond later it is gone (memory:// once differed by 1 ms)."""
+    clock = FakeClock()
+    store = MemoryStore(clock)
+
+    async def main() -> None:
+        await store.set_limit("u", 2, Limits(3), "ops")
+        clock.advance(EVENTS_TTL_MS)
+        assert [e.action for e in await store.events("u")] == ["limit_set"]
+        clock.advance(1)
+        assert await store.events("u") == ()
+
+    asyncio.run(main())
