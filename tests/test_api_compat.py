@@ -116,7 +116,9 @@ def test_quota_message_names_the_users_real_limit(client: httpx.Client, limit: i
     assert (body["activeStreams"], body["limit"], body["quotaExhausted"]) == (limit, limit, True)
 
 
-def test_remove_without_stream_id_removes_the_oldest_legacy_stream_never_a_v1_one(client: httpx.Client) -> None:
+def test_remove_without_stream_id_removes_the_oldest_legacy_stream_never_a_v1_one(
+    client: httpx.Client,
+) -> None:
     """A v1 player (a heartbeating TV) is never stopped by a compat DELETE without ``streamId``:
     it removes the oldest legacy (compat-started) stream, and with none it is the original 403."""
     user = uid()

@@ -240,9 +240,9 @@ async def heartbeat_stop_trials(pair: Pair) -> None:
                     assert r.status_code == 204, r.text
                 elif r.status_code == 200:
                     assert r.json()["stream_id"] == "s", r.text
-                else:
-                    assert r.status_code == 404, describe(responses)
-                    assert r.json()["code"] == "stream_not_active", r.text
+                else:  # stopped: its tombstone answers, so no heartbeat admits it again
+                    assert r.status_code == 410, describe(responses)
+                    assert (r.json()["code"], r.json()["reason"]) == ("stream_stopped", "stopped"), r.text
             body = (await cs[0].get(f"{pair[0].url}/v1/users/{user}/streams")).json()
             assert (body["active"], ids(body["streams"])) == (1, {"kept"}), body  # no heartbeat revives s
 

@@ -144,12 +144,14 @@ def lingering_epochs(store: redis.Redis, found: set[str], idle: set[str]) -> set
 
 
 def info_value(store: redis.Redis, user: str, stream_id: str) -> tuple[str, str | None]:
-    """The info hash's "<started_ms>" or "<started_ms>|<device>" of a stream, split."""
+    """The info hash's "<started_ms>|<epoch>|<kind>[|<device>]" of a stream: start, device."""
     value = store.hget(key(user, "info"), stream_id)
     assert isinstance(value, str), (user, stream_id, value)
-    started, sep, device = value.partition("|")
-    assert started.isdigit(), value
-    return started, device if sep else None
+    parts = value.split("|", 3)
+    assert parts[0].isdigit(), value
+    assert parts[1].isdigit(), value
+    assert parts[2] in ("v", "l"), value
+    return parts[0], parts[3] if len(parts) == 4 else None
 
 
 def epoch_of(store: redis.Redis, user: str) -> int:
@@ -297,6 +299,7 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
     assert neighbour_keys(store) == set()
     limits = {user: 10 + i for i, user in enumerate(NEIGHBOURS)}
     cleared: set[str] = set()
+    ended: dict[str, list[str]] = {}  # user -> its stopped streams' tombstones
     admitted: dict[str, float] = {}  # user -> just before their last admission was sent
     epochs: dict[str, int] = {}  # user -> the epoch of their last v1 admission
     trails: dict[str, list[tuple[str, list[str]]]] = {user: [("limit_set", [])] for user in NEIGHBOURS}
@@ -341,7 +344,8 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
     def the_store_holds_exactly(expected: dict[str, list[str]]) -> None:
         """Each user's keys, named by the whole id inside the hash tag, and nobody else's: leases
         and info while it has streams, its limit while one is set, its audit trail (every user
-        had a limit set) and its start budget (for a while after an admission)."""
+        had a limit set), its start budget (for a while after an admission) and the tombstones of
+        its stopped streams."""
         scanned = time.monotonic()
         found = neighbour_keys(store)
         rate = rate_keys_check(found, admitted, scanned)
@@ -349,7 +353,10 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
         fixed = {key(u, k) for u, streams in expected.items() if streams for k in ("leases", "info")}
         fixed |= {key(u, "limit") for u in expected if u not in cleared}
         fixed |= {key(u, "events") for u in expected}
+        fixed |= {key(u, "evicted") for u in ended}
         assert found - rate - lingering == fixed
+        for user, stopped in ended.items():  # a tombstone per stopped stream, in its own key
+            assert sorted(store.hkeys(key(user, "evicted"))) == sorted(stopped), user
         for user, streams in expected.items():
             assert sorted(store.zrange(key(user, "leases"), 0, -1)) == sorted(streams), user
             if streams:  # the info hash: one field per lease, and the epoch
@@ -372,6 +379,7 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
     assert client.delete("/v1/users/a:b/limit").json()["default"] is True
     assert client.delete("/v1/users/u:a/streams/a").status_code == 204  # the user's own: no event
     limits["a:b"], cleared = 3, {"a:b"}
+    ended.update({"a": NEIGHBOURS["a"], "u:a": ["a"]})
     trails["a"].insert(0, ("stopped_all", sorted(NEIGHBOURS["a"])))
     trails["a:b"].insert(0, ("limit_cleared", []))
     after = {**active, "a": [], "u:a": ["u"]}
@@ -403,7 +411,7 @@ def test_device_text_is_a_value_never_a_key(client: httpx.Client, store: redis.R
     assert mine - rate == {key(user, "leases"), key(user, "info")}
     if device:  # ... and no key names it, e.g. "{u:x}:leases" as another user's key
         assert {k for k in found if device in k} == set()
-    # the info hash holds "<started_ms>|<device>", the device text whole, and the epoch
+    # the info hash holds "<started_ms>|<epoch>|v|<device>", the device text whole, and the epoch
     assert set(store.hkeys(key(user, "info"))) == {"s", "#epoch"}
     started, stored_device = info_value(store, user, "s")
     assert (rfc3339(int(started)), stored_device) == (r.json()["started_at"], device)

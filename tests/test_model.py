@@ -414,6 +414,21 @@ class RedisMachine(StoreMachine):
             time.sleep(max(0, target + 1 - self.now_ms()) / 1000)
             self.history.append(f"slept until {self.now_ms()}, past {target}")
 
+    @rule(restart=st.booleans(), ttl=ttls)
+    def expire_then_come_back(self, restart: bool, ttl: int) -> None:
+        """Sleep past a short lease's expiry and at once start or heartbeat that stream again,
+        before any other script (the invariants' listings) could drop its expired member."""
+        now = self.now_ms()
+        pending = [k for k, s in sorted(self.model.leases.items()) if now < s.expires_at_ms <= now + 200]
+        if pending:
+            user, stream = pending[0]
+            time.sleep(max(0, self.model.leases[(user, stream)].expires_at_ms + 1 - self.now_ms()) / 1000)
+            if restart:
+                self.start(user, stream, "tv", ttl)
+            else:
+                self.heartbeat(user, stream, ttl)
+            self.list_streams(user)
+
     @invariant()
     def keys_expire_with_their_last_lease(self) -> None:
         """Both lease keys expire exactly with their latest lease (the info key, holding only the

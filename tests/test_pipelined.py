@@ -223,6 +223,7 @@ def test_one_slow_call_on_an_idle_connection_keeps_it_and_a_silent_peer_loses_it
         try:
             assert await client.execute("PING") == "PONG"
             first = client._conns[0]
+            assert first is not None
             await asyncio.sleep(0.3)  # idle for longer than a timeout
             private_store.pause()
             with pytest.raises(StoreUnavailable, match="timed out"):

@@ -23,7 +23,8 @@ EXERCISED = {
     "refusals": 300,
     "renewals": 1,  # a start of an active stream id: 200, not a second admission
     "heartbeats": 1,
-    "heartbeats_not_active": 1,  # 404: the lease was stopped by someone else, or expired
+    "heartbeats_ended": 1,  # 410: the lease was stopped or evicted by someone else
+    "readmissions": 1,  # a heartbeat of a lease that expired, taking a free slot again
     "stops": 1,
     "vanished": 1,  # players that left without stopping...
     "expired": 1,  # ...and leases that ran out with nothing that could have removed them

@@ -21,7 +21,8 @@ admitted its stream again, like a start of unknown outcome.
   ``expires_at + EPS`` (never, if a heartbeat or renewal of it has an unknown outcome) and the
   recv of a request sent after ``begin`` that removed it or saw it gone (stop 204, stop-all,
   heartbeat 404 or 410, a listing or refusal without it, compat 404/count 0, compat 403 for a
-  legacy lease (a compat stop without an id removes only legacy leases), a re-admission of its id). A start of unknown outcome is a lease possibly alive from its send on, never certainly.
+  legacy lease (a compat stop without an id removes only legacy leases), a re-admission of its
+  id). A start of unknown outcome is a lease possibly alive from its send on, never certainly.
 
 Limits. The default until a PUT/DELETE of the user's limit applies, at an unknown instant of its
 window (any time after send if its outcome is unknown). A value is possibly in force during

@@ -8,10 +8,11 @@ request count and ends by itself: after the deadline no request is sent, and the
 ones finish (or time out) before `run_storm` returns.
 
 Players pick a user, start a stream with their own stream id, heartbeat at the interval the
-service asks for (now and then re-sending the start, a renewal), and then stop it or vanish
-without stopping (its lease must expire by itself). A heartbeat 404 or a lost renewal ends
-playback. Some players use the compat API (server-chosen ids, no heartbeats; they stop their
-own stream, the oldest one, or vanish). Admin actions: stop-all, limit set (0-4) or cleared,
+service asks for (now and then re-sending the start, a renewal, or sleeping past the lease, so
+that the heartbeat admits the stream again), and then stop it or vanish without stopping (its
+lease must expire by itself). A heartbeat 404 or 410, or a lost renewal, ends playback. Some
+players use the compat API (server-chosen ids, no heartbeats; they stop their own stream, the
+oldest one, or vanish). Admin actions: stop-all, limit set (0-4) or cleared,
 listings and compat counts. Small limits and more players than slots make refusals common.
 """
 
@@ -160,14 +161,19 @@ class Driver:
             return
         hold_until = time.monotonic() + min(12.0, rng.expovariate(1 / self.plan.hold_s))
         while time.monotonic() < hold_until and self.running():
-            await self.pause(self.config.heartbeat_interval_s * rng.uniform(0.7, 1.0))
+            if rng.random() < 0.02:  # a player that slept (a closed laptop) past its lease
+                await self.pause(self.config.lease_ttl_s + rng.uniform(0.1, 0.5))
+            else:
+                await self.pause(self.config.heartbeat_interval_s * rng.uniform(0.7, 1.0))
             if not self.running():
                 return
             if rng.random() < 0.1:  # a player re-sending its start: a renewal, not a new admission
                 op = await self.call(rng, cid, user, "start", "POST", path, sid, json=body)
             else:
                 op = await self.call(rng, cid, user, "heartbeat", "POST", f"{path}/{sid}/heartbeat", sid)
-            if op.status not in (200, 201):  # stopped by someone else, or expired: playback ends
+            # a heartbeat after its lease ran out admits it again (200, readmitted) when a slot is
+            # free; stopped or evicted by someone else (410), or no slot free (404): playback ends
+            if op.status not in (200, 201):
                 self.notes["lost"] += 1
                 return
         if rng.random() < self.plan.vanish_share:

@@ -121,6 +121,17 @@ local function ended_of(sid, now)
   return {at = at, til = til, reason = reason, by = by}
 end
 
+-- the expired members but one: a stream admitted again must not be dropped with its old lease
+local function except(dead, id)
+  local out = {}
+  for _, d in ipairs(dead) do
+    if d ~= id then
+      out[#out + 1] = d
+    end
+  end
+  return out
+end
+
 -- writes: drop the expired members (read by load_leases) and set both keys' expiry to the latest
 -- lease's, or keep '#epoch' a second when none is left (next_epoch's clock floor is above it then)
 local function settle(dead, last)

@@ -35,5 +35,5 @@ local info = info_of(now, epoch, 'v', '')
 redis.call('ZADD', LEASES, int(now + ttl), stream_id)
 redis.call('HSET', INFO, stream_id, info, '#epoch', int(epoch))
 redis.call('HDEL', ENDED, stream_id)
-settle(state.dead, math.max(state.last or 0, now + ttl))
+settle(except(state.dead, stream_id), math.max(state.last or 0, now + ttl))
 return {3, now, now + ttl, info}

@@ -61,5 +61,5 @@ if #victims > 0 then
     last = math.max(last, state.alive[i].expires)
   end
 end
-settle(state.dead, last)
+settle(except(state.dead, stream_id), last)
 return reply
