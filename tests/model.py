@@ -1,14 +1,18 @@
 """A pure model of every lease rule, written from the rules, not from any store.
 
 The rules: a user's limit comes from its override, else its plan (an admin's, then the caller's
-token's), else the default; a start renews an active stream, else admits it into a free slot,
-else (when asked to evict) evicts the oldest, as many as it takes for the user to end at the
-limit, each leaving a tombstone and an event, else is refused; admissions spend the per-minute
-start budget (GCRA, integer microseconds); every admission gets its own epoch, above every
-earlier one of the user; a heartbeat renews an active lease, answers a stream's tombstone while it
-lasts (evicted, stopped, stopped by stop-all or an admin), or else admits the stream again into a
-free slot (no budget); a stop removes the given stream, or (compat) the oldest legacy one, never a
-v1 one; stop-all removes every lease; limit and plan changes and stops are recorded as events.
+token's), else the default. A start renews an active stream, else admits it into a free slot, else
+(when asked to evict) evicts the oldest, as many as it takes for the user to end at the limit,
+each leaving a tombstone and an event, else is refused. Admissions spend the per-minute start
+budget (GCRA, integer microseconds: a burst of exactly N, then one every 60 s / N); stop-alls
+spend a budget of their own. Every admission gets its own epoch, above every earlier one of the
+user, and "oldest" means the lowest epoch. A heartbeat renews an active lease, answers a stream's
+tombstone while it lasts (evicted, stopped, stopped by stop-all or an admin; met by a heartbeat, a
+tombstone lasts a lease more), or else admits the stream again into a free slot (no budget). A
+stop removes the given stream, or (compat) the oldest legacy one, never a v1 one. Stop-all removes
+every lease. Evictions, stops by an admin, stop-alls that stopped something, and limit and plan
+changes (with the new value) are recorded as events, with who did them (name, role, credential,
+request id, client address).
 
 Every operation takes the store's "now" (ms) explicitly and answers with the same value types the
 stores answer with, so a reply can be compared with ``==``. Nothing is ever purged: a lease is
@@ -23,6 +27,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from streamlimit.models import (
+    Actor,
     Beat,
     Ended,
     EndReason,
@@ -51,6 +56,7 @@ class Model:
     ended: dict[tuple[str, str], tuple[Ended, int]] = field(default_factory=dict)  # tombstone, until
     events: dict[str, list[Event]] = field(default_factory=dict)  # newest first
     budgets: dict[str, int] = field(default_factory=dict)  # GCRA theoretical arrival time (us)
+    stop_budgets: dict[str, int] = field(default_factory=dict)  # ... of the stop-all budget
 
     def copy(self) -> Model:
         return Model(
@@ -61,6 +67,7 @@ class Model:
             dict(self.ended),
             {u: list(e) for u, e in self.events.items()},
             dict(self.budgets),
+            dict(self.stop_budgets),
         )
 
     # -- reading -------------------------------------------------------------------------------
@@ -76,9 +83,9 @@ class Model:
         return LimitInfo(user, limits.default, "default")
 
     def active(self, user: str, now: int) -> tuple[Stream, ...]:
-        """The user's active leases, oldest first (earliest started_at, ties by stream_id)."""
+        """The user's active leases, oldest first: by admission (epoch; unique per user)."""
         alive = [s for (u, _), s in self.leases.items() if u == user and s.expires_at_ms > now]
-        return tuple(sorted(alive, key=lambda s: (s.started_at_ms, s.stream_id)))
+        return tuple(sorted(alive, key=lambda s: s.epoch or 0))
 
     def lease(self, user: str, stream_id: str, now: int) -> Stream | None:
         s = self.leases.get((user, stream_id))
@@ -115,16 +122,17 @@ class Model:
         del self.leases[(user, sid)]
         self.ended[(user, sid)] = (ended, until)
 
-    def _spend(self, user: str, now: int, per_min: int) -> int:
-        """The start budget: the ms to wait, or 0 after spending one start."""
+    @staticmethod
+    def _spend(budgets: dict[str, int], user: str, now: int, per_min: int) -> int:
+        """A budget (starts, stop-alls): the ms to wait, or 0 after spending one."""
         if per_min <= 0:
             return 0
         period = 60_000_000 // per_min
-        tat = max(self.budgets.get(user, 0), now * 1000)
-        wait = tat + period - now * 1000 - 60_000_000
+        tat = max(budgets.get(user, 0), now * 1000)
+        wait = tat - now * 1000 - (per_min - 1) * period  # a burst of exactly per_min
         if wait > 0:
             return math.ceil(wait / 1000)
-        self.budgets[user] = tat + period
+        budgets[user] = tat + period
         return 0
 
     # -- the operations ------------------------------------------------------------------------
@@ -161,7 +169,7 @@ class Model:
         if len(active) >= info.limit and (not how.evict_oldest or info.limit == 0):
             return answer(StartStatus.REFUSED, None, len(active), streams=active)
         victims = active[: max(0, len(active) - info.limit + 1)]  # as many as it takes
-        wait = self._spend(user, now, how.starts_per_min)
+        wait = self._spend(self.budgets, user, now, how.starts_per_min)
         if wait:
             return answer(StartStatus.TOO_MANY, None, len(active), retry_after_ms=wait)
         new = self._admit(user, stream_id, device, now + ttl_ms, now, how.legacy)
@@ -177,14 +185,16 @@ class Model:
             self.leases[(user, stream_id)] = beat
             return Beat(beat)
         ended = self.tombstone(user, stream_id, now)
-        if ended is not None:
+        if ended is not None:  # told so; the tombstone lasts a lease more while it is heartbeated
+            until = self.ended[(user, stream_id)][1]
+            self.ended[(user, stream_id)] = (ended, max(until, now + ttl_ms))
             return Beat(ended=ended)
         if len(self.active(user, now)) >= self.limit_info(user, limits).limit:
             return Beat()
         return Beat(self._admit(user, stream_id, None, now + ttl_ms, now, False), readmitted=True)
 
     def stop(
-        self, user: str, stream_id: str | None, ttl_ms: int, actor: str, audit: bool, now: int
+        self, user: str, stream_id: str | None, ttl_ms: int, actor: Actor, audit: bool, now: int
     ) -> StopResult:
         active = self.active(user, now)
         if stream_id is None:  # compat: the oldest legacy lease, never a v1 one
@@ -199,7 +209,10 @@ class Model:
             self._record(user, Event(now, "stopped_by_admin", actor, (target.stream_id,)), now)
         return StopResult(target, len(active) - 1, at_ms=now)
 
-    def stop_all(self, user: str, ttl_ms: int, actor: str, now: int) -> StoppedAll:
+    def stop_all(self, user: str, ttl_ms: int, actor: Actor, per_min: int, now: int) -> StoppedAll:
+        wait = self._spend(self.stop_budgets, user, now, per_min)
+        if wait:
+            return StoppedAll(now, retry_after_ms=wait)
         ids = tuple(s.stream_id for s in self.active(user, now))
         for sid in ids:
             self._end(user, sid, Ended(sid, now, EndReason.STOPPED_ALL), now + ttl_ms)
@@ -211,17 +224,20 @@ class Model:
         info = self.limit_info(user, limits)
         return UserStreams(user, info.limit, info.source, self.active(user, now), info.plan)
 
-    def set_limit(self, user: str, limit: int | None, limits: Limits, actor: str, now: int) -> LimitInfo:
+    def set_limit(self, user: str, limit: int | None, limits: Limits, actor: Actor, now: int) -> LimitInfo:
         if limit is None:
             self.limits.pop(user, None)
+            self._record(user, Event(now, "limit_cleared", actor), now)
         else:
             self.limits[user] = limit
-        self._record(user, Event(now, "limit_cleared" if limit is None else "limit_set", actor, ()), now)
+            self._record(user, Event(now, "limit_set", actor, value=str(limit)), now)
         return self.limit_info(user, limits)
 
-    def set_plan(self, user: str, plan: str | None, limits: Limits) -> LimitInfo:
+    def set_plan(self, user: str, plan: str | None, limits: Limits, actor: Actor, now: int) -> LimitInfo:
         if plan is None:
             self.plans.pop(user, None)
+            self._record(user, Event(now, "plan_cleared", actor), now)
         else:
             self.plans[user] = plan
+            self._record(user, Event(now, "plan_set", actor, value=plan), now)
         return self.limit_info(user, limits)

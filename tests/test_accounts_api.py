@@ -66,7 +66,18 @@ def events(c: httpx.Client, user: str, headers: Headers | None = None) -> list[d
     assert set(body) == {"user_id", "events"}
     assert body["user_id"] == user
     for e in body["events"]:
-        assert set(e) == {"at", "action", "actor", "streams"}, e
+        assert {"at", "action", "actor", "role", "streams"} <= set(e), e
+        assert set(e) <= {
+            "at",
+            "action",
+            "actor",
+            "role",
+            "credential",
+            "request_id",
+            "client",
+            "streams",
+            "value",
+        }, e
     found: list[dict[str, Any]] = body["events"]
     return found
 
@@ -260,9 +271,18 @@ def test_users_read_only_their_own_events_and_their_own_stops_are_not_recorded(
     assert c.delete(f"/v1/users/{user}/streams/mine", headers=h).status_code == 204
     assert events(c, user, h) == []
     assert c.delete(f"/v1/users/{user}/streams/kept", headers=admin).status_code == 204
-    expected = [("stopped_by_admin", ADMIN, ["kept"])]
-    assert [(e["action"], e["actor"], e["streams"]) for e in events(c, user, h)] == expected
-    assert events(c, user, admin) == events(c, user, h)
+    # the player sees an operator's action as its role; an admin sees who, with what, from where
+    seen_by_player = events(c, user, h)
+    assert seen_by_player == [
+        {**seen_by_player[0], "action": "stopped_by_admin", "actor": "admin", "role": "admin"}
+    ]
+    assert set(seen_by_player[0]) == {"at", "action", "actor", "role", "streams"}
+    seen_by_admin = events(c, user, admin)
+    assert [(e["action"], e["actor"], e["role"], e["streams"]) for e in seen_by_admin] == [
+        ("stopped_by_admin", ADMIN, "admin", ["kept"])
+    ]
+    assert seen_by_admin[0]["client"] == "127.0.0.1"
+    assert len(seen_by_admin[0]["request_id"]) == 32
 
     started(c, other, "x", user_token(other))
     problem(c.get(f"/v1/users/{other}/events", headers=h), 403, "forbidden")

@@ -13,7 +13,7 @@ import pytest
 from redis import Redis
 
 from streamlimit.errors import StoreUnavailable
-from streamlimit.models import EndReason, Limits, Start, StartStatus
+from streamlimit.models import Actor, EndReason, Limits, Start, StartStatus
 from streamlimit.store.keys import user_keys
 from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
@@ -24,8 +24,10 @@ ROOT = Path(__file__).parent.parent
 LUA = ROOT / "src" / "streamlimit" / "store" / "lua"
 LIMITS = Limits(2, (("basic", 1),))
 TTL = 60_000
+OPS = Actor("ops", "admin", "key-1", "req-1", "192.0.2.1")
+PLAYER = Actor("acl", "player", "jti-1", "req-2", "198.51.100.7")
 # the scripts' reads: a server refusing any one of them must leave every key as it was
-READS = ("time", "zrange", "hmget", "hget", "zscore", "get", "pttl", "lrange")
+READS = ("time", "zrange", "hmget", "hget", "hgetall", "zscore", "get", "pttl", "lrange")
 
 
 def documented_acl() -> str:
@@ -66,7 +68,7 @@ async def every_branch(store: RedisStore, snap: Callable[[], Any] | None = None)
         if snap is None:
             assert want(answer), answer
 
-    await step(store.set_limit(u, 3, LIMITS, "ops"), lambda r: r.limit == 3)  # limit set
+    await step(store.set_limit(u, 3, LIMITS, OPS), lambda r: r.limit == 3)  # limit set
     await step(store.set_plan(u, "basic", LIMITS), lambda r: r.plan == "basic")  # plan set
     await step(store.get_limit(u, LIMITS), lambda r: r.limit == 3)  # get
     for sid in ("a", "b", "c"):  # admit
@@ -75,27 +77,29 @@ async def every_branch(store: RedisStore, snap: Callable[[], Any] | None = None)
         )
     await step(store.start(u, "a", None, TTL, LIMITS, Start()), lambda r: r.status is StartStatus.RENEWED)
     await step(store.start(u, "d", None, TTL, LIMITS, Start()), lambda r: r.status is StartStatus.REFUSED)
-    await step(store.set_limit(u, 1, LIMITS, "ops"), lambda r: r.limit == 1)
+    await step(store.set_limit(u, 1, LIMITS, OPS), lambda r: r.limit == 1)
     # evict down to the lowered limit: two tombstones, two events
     await step(
-        store.start(u, "d", None, TTL, LIMITS, Start(evict_oldest=True, actor="p")),
+        store.start(u, "d", None, TTL, LIMITS, Start(evict_oldest=True, actor=PLAYER)),
         lambda r: r.status is StartStatus.ADMITTED and len(r.evicted) == 3 and r.active == 1,
     )
     await step(store.heartbeat(u, "a", TTL, LIMITS), lambda r: r.ended.reason is EndReason.EVICTED)
     await step(store.heartbeat(u, "d", TTL, LIMITS), lambda r: r.stream is not None and not r.readmitted)
     await step(store.heartbeat(u, "new", TTL, LIMITS), lambda r: r.stream is None and r.ended is None)
-    await step(store.set_limit(u, None, LIMITS, "ops"), lambda r: r.limit == 1 and r.source == "plan")
+    await step(store.set_limit(u, None, LIMITS, OPS), lambda r: r.limit == 1 and r.source == "plan")
     await step(store.set_plan(u, None, LIMITS), lambda r: r.limit == 2)  # plan cleared
     await step(store.heartbeat(u, "new", TTL, LIMITS), lambda r: r.readmitted)  # admitted again
-    await step(store.stop(u, "new", TTL, "ops", True), lambda r: r.removed is not None)  # by an admin
+    await step(store.stop(u, "new", TTL, OPS, True), lambda r: r.removed is not None)  # by an admin
     await step(store.heartbeat(u, "new", TTL, LIMITS), lambda r: r.ended.reason is EndReason.STOPPED_BY_ADMIN)
     await step(store.start(u, "old", None, TTL, LIMITS, Start(legacy=True)), lambda r: r.stream.legacy)
     await step(store.stop(u, None, TTL), lambda r: r.removed.stream_id == "old")  # oldest legacy
     await step(store.stop(u, None, TTL), lambda r: r.removed is None)  # none left: never a v1 one
     await step(store.stop(u, "d", TTL), lambda r: r.removed is not None)  # a player's own stop
     await step(store.start(u, "e", None, TTL, LIMITS, Start()), lambda r: r.status is StartStatus.ADMITTED)
-    await step(store.stop_all(u, TTL, "p"), lambda r: r.stream_ids == ("e",))
-    await step(store.stop_all(u, TTL, "p"), lambda r: r.stream_ids == ())  # nothing: no event
+    await step(store.stop_all(u, TTL, PLAYER), lambda r: r.stream_ids == ("e",))
+    await step(store.stop_all(u, TTL, PLAYER), lambda r: r.stream_ids == ())  # nothing: no event
+    await step(store.stop_all(u, TTL, PLAYER, 1), lambda r: r.retry_after_ms == 0)  # the budget: 1/min
+    await step(store.stop_all(u, TTL, PLAYER, 1), lambda r: r.retry_after_ms > 0)
     # the start budget: 1 a minute, the second start refused
     await step(
         store.start(u, "f", None, TTL, LIMITS, Start(starts_per_min=1)), lambda r: r.stream is not None
@@ -105,10 +109,8 @@ async def every_branch(store: RedisStore, snap: Callable[[], Any] | None = None)
         lambda r: r.status is StartStatus.TOO_MANY and r.retry_after_ms > 0,
     )
     await step(store.list(u, LIMITS), lambda r: [s.stream_id for s in r.streams] == ["f"])
-    await step(
-        store.events(u),
-        lambda r: [e.action for e in r][:3] == ["stopped_all", "stopped_by_admin", "limit_cleared"],
-    )
+    trail = ["stopped_all", "stopped_by_admin", "plan_cleared", "limit_cleared", "evicted"]
+    await step(store.events(u), lambda r: [e.action for e in r][:5] == trail and r[0].actor == PLAYER)
     return refused
 
 
@@ -146,9 +148,9 @@ def test_every_branch_of_every_script_runs_under_the_documented_acl(
 
     asyncio.run(main())
     # nothing the scripts wrote lives forever but the override and plan
-    leases, info, settings, ended, events, rate = user_keys("acl")
+    leases, info, settings, ended, events, rate, stops = user_keys("acl")
     assert admin.pttl(settings) == -2  # cleared
-    assert all(admin.pttl(k) != -1 for k in (leases, info, ended, events, rate))
+    assert all(admin.pttl(k) != -1 for k in (leases, info, ended, events, rate, stops))
     assert admin.pttl(ended) > 0
     assert admin.pttl(events) > 0
 
@@ -157,7 +159,7 @@ def test_every_branch_of_every_script_runs_under_the_documented_acl(
 def test_a_script_refused_a_read_writes_nothing(private_store: RedisServer, admin: Redis, read: str) -> None:
     """Reads come before writes in every script: refused a read (here by the ACL), each call fails
     and leaves the user's keys exactly as they were, never half-written."""
-    rule = documented_acl().replace(f" +{read} ", " ").replace(f" +{read}", "")
+    rule = " ".join(word for word in documented_acl().split() if word != f"+{read}")
     url = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{private_store.port}/0"
 
     async def main() -> None:
@@ -168,7 +170,7 @@ def test_a_script_refused_a_read_writes_nothing(private_store: RedisServer, admi
             for sid in ("a", "b", "c"):
                 await full.start("acl", sid, "tv", TTL, LIMITS, Start(starts_per_min=10))
             await full.stop("acl", "c", TTL)
-            await full.set_limit("acl", 2, LIMITS, "ops")
+            await full.set_limit("acl", 2, LIMITS, OPS)
             admin.execute_command(  # type: ignore[no-untyped-call]
                 *rule.split()
             )

@@ -41,6 +41,7 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from streamlimit.models import (
+    Actor,
     Beat,
     Event,
     Limits,
@@ -68,7 +69,11 @@ LONG_TTLS = (90_000, 21_600_000)  # the default lease and the legacy one: never 
 SHORT_TTLS = (100, 200)  # ms: long enough to be seen active on a real server, short enough to wait out
 PLANS = (("basic", 1), ("family", 4))
 HINTS = (None, "basic", "family", "gold")  # a token's plan claim; "gold" is not a plan
-ACTORS = ("", "player", "ops@example.com")
+ACTORS = (
+    Actor(),
+    Actor("player", "player", "jti-1", "req-1", "198.51.100.7"),
+    Actor("ops@example.com", "admin", "ops-key", None, "2001:db8::1"),
+)
 
 users = st.sampled_from(USERS)
 streams = st.sampled_from(STREAMS)
@@ -212,7 +217,7 @@ class StoreMachine(RuleBasedStateMachine):
         evict: bool = False,
         legacy: bool = False,
         hint: str | None = None,
-        actor: str = "",
+        actor: Actor = ACTORS[0],
     ) -> None:
         how = Start(evict, actor, self.starts_per_min, legacy)
         limits = self.limits_for(hint)
@@ -242,7 +247,9 @@ class StoreMachine(RuleBasedStateMachine):
         )
 
     @rule(user=users, stream=streams, ttl=ttls, admin=st.booleans(), actor=actors)
-    def stop(self, user: str, stream: str | None, ttl: int, admin: bool = False, actor: str = "") -> None:
+    def stop(
+        self, user: str, stream: str | None, ttl: int, admin: bool = False, actor: Actor = ACTORS[0]
+    ) -> None:
         self.check(
             f"stop({user!r}, {stream!r}, ttl={ttl}, admin={admin}, actor={actor!r})",
             user,
@@ -275,17 +282,17 @@ class StoreMachine(RuleBasedStateMachine):
     def stop_a_started_stream(self, pick: int, ttl: int, admin: bool) -> None:
         self.stop(*self.known(pick), ttl, admin)
 
-    @rule(user=users, ttl=ttls, actor=actors)
-    def stop_all(self, user: str, ttl: int, actor: str) -> None:
+    @rule(user=users, ttl=ttls, actor=actors, per_min=st.sampled_from((0, 2)))
+    def stop_all(self, user: str, ttl: int, actor: Actor, per_min: int) -> None:
         self.check(
-            f"stop_all({user!r}, ttl={ttl}, actor={actor!r})",
+            f"stop_all({user!r}, ttl={ttl}, actor={actor!r}, per_min={per_min})",
             user,
-            lambda: self.store.stop_all(user, ttl, actor),
-            lambda m, now: m.stop_all(user, ttl, actor, now),
+            lambda: self.store.stop_all(user, ttl, actor, per_min),
+            lambda m, now: m.stop_all(user, ttl, actor, per_min, now),
         )
 
     @rule(user=users, limit=st.none() | limits, actor=actors)
-    def set_limit(self, user: str, limit: int | None, actor: str) -> None:
+    def set_limit(self, user: str, limit: int | None, actor: Actor) -> None:
         self.check(
             f"set_limit({user!r}, {limit!r}, {self.limits_for()}, actor={actor!r})",
             user,
@@ -293,13 +300,13 @@ class StoreMachine(RuleBasedStateMachine):
             lambda m, now: m.set_limit(user, limit, self.limits_for(), actor, now),
         )
 
-    @rule(user=users, plan=st.sampled_from((None, "basic", "family")))
-    def set_plan(self, user: str, plan: str | None) -> None:
+    @rule(user=users, plan=st.sampled_from((None, "basic", "family")), actor=actors)
+    def set_plan(self, user: str, plan: str | None, actor: Actor) -> None:
         self.check(
-            f"set_plan({user!r}, {plan!r})",
+            f"set_plan({user!r}, {plan!r}, actor={actor!r})",
             user,
-            lambda: self.store.set_plan(user, plan, self.limits_for()),
-            lambda m, now: m.set_plan(user, plan, self.limits_for()),
+            lambda: self.store.set_plan(user, plan, self.limits_for(), actor),
+            lambda m, now: m.set_plan(user, plan, self.limits_for(), actor, now),
         )
 
     @rule(user=users, hint=hints)
@@ -443,7 +450,7 @@ class RedisMachine(StoreMachine):
                 p.pexpiretime(info)
                 p.hget(limit, "limit")
                 p.pttl(limit)
-                for key in user_keys(user)[3:]:  # ended, events, rate
+                for key in user_keys(user)[3:]:  # ended, events, rate, stops
                     p.pttl(key)
                 return list(await p.execute())
 
@@ -468,7 +475,7 @@ class RedisMachine(StoreMachine):
                     None if override is None else str(override),
                     -1 if override is not None or user in self.model.plans else -2,
                 ),
-                "tombstones, events and budget expire": [True, True, True],
+                "tombstones, events and budget expire": [True] * 4,
             }
             if found != wanted:
                 self.fail(f"the keys of {user!r} (leases {members}):\n  found  {found}\n  wanted {wanted}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import NoReturn
 
@@ -103,7 +102,7 @@ def test_compat_starts_get_the_legacy_lease() -> None:
 
 def test_audit_events_are_also_structured_log_lines(caplog: pytest.LogCaptureFixture) -> None:
     service = StreamService(MemoryStore(FakeClock()), Policy(default_limit=1))
-    admin = Caller("support", admin=True)
+    admin = Caller("support", admin=True, credential="support-key", request_id="r-1", client="192.0.2.9")
 
     async def main() -> None:
         await service.start("u", "a")
@@ -117,7 +116,7 @@ def test_audit_events_are_also_structured_log_lines(caplog: pytest.LogCaptureFix
 
     with caplog.at_level(logging.INFO, "streamlimit.audit"):
         asyncio.run(main())
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "streamlimit.audit"]
+    lines = [r.fields for r in caplog.records if r.name == "streamlimit.audit"]  # type: ignore[attr-defined]
     assert [(e["action"], e["actor"], e["streams"]) for e in lines] == [
         ("evicted", "u", ["a"]),
         ("stopped_by_admin", "support", ["b"]),
@@ -125,3 +124,13 @@ def test_audit_events_are_also_structured_log_lines(caplog: pytest.LogCaptureFix
         ("stopped_all", "u", ["c"]),
     ]
     assert all(e["event"] == "audit" and e["user_id"] == "u" for e in lines)
+    # the same members as the stored events, as members of the log line (not JSON in its msg)
+    by_admin = lines[1]
+    assert (by_admin["role"], by_admin["credential"], by_admin["request_id"], by_admin["client"]) == (
+        "admin",
+        "support-key",
+        "r-1",
+        "192.0.2.9",
+    )
+    assert (lines[2]["value"], lines[0]["role"]) == ("2", "player")
+    assert all(r.getMessage() == f"audit {e['action']}" for r, e in zip(caplog.records, lines, strict=True))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamlimit.models import Beat, Ended, EndReason, Limits, Start, StartStatus, Stream
+from streamlimit.models import Actor, Beat, Ended, EndReason, Limits, Start, StartStatus, Stream
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
@@ -280,7 +280,7 @@ async def test_an_evicting_start_evicts_down_to_a_lowered_limit(s: Store, b: Bac
         started.append((await s.start("u", sid, None, ttl, Limits(3), Start())).stream)
         await tick(b)
     await s.set_limit("u", 1, Limits(3))
-    d = await s.start("u", "d", None, ttl, Limits(3), Start(evict_oldest=True, actor="tv"))
+    d = await s.start("u", "d", None, ttl, Limits(3), Start(evict_oldest=True, actor=Actor("tv")))
     assert d.stream is not None
     assert (d.status, d.active, d.limit) == (StartStatus.ADMITTED, 1, 1)
     assert d.evicted == tuple(started)  # all three, oldest first, as they were
@@ -289,7 +289,7 @@ async def test_an_evicting_start_evicts_down_to_a_lowered_limit(s: Store, b: Bac
     for sid in ["a", "b", "c"]:
         ended = Ended(sid, d.stream.started_at_ms, EndReason.EVICTED, "d")
         assert await s.heartbeat("u", sid, ttl, Limits(3)) == Beat(ended=ended)
-    trail = [(e.action, e.actor, e.streams) for e in await s.events("u") if e.action == "evicted"]
+    trail = [(e.action, e.actor.name, e.streams) for e in await s.events("u") if e.action == "evicted"]
     assert sorted(trail) == [("evicted", "tv", (sid,)) for sid in ["a", "b", "c"]]
 
     # a limit of 2 with 3 active: two go, and the new one makes 2
@@ -345,9 +345,9 @@ async def test_stops_leave_tombstones_that_late_heartbeats_get(s: Store, b: Back
     for sid in ["a", "b", "c", "d"]:
         await s.start("u", sid, None, ttl, lim, Start())
         await tick(b)
-    by_player = await s.stop("u", "c", ttl, "me")
-    by_admin = await s.stop("u", "d", ttl, "ops", audit=True)
-    everything = await s.stop_all("u", ttl, "me")
+    by_player = await s.stop("u", "c", ttl, Actor("me"))
+    by_admin = await s.stop("u", "d", ttl, Actor("ops"), audit=True)
+    everything = await s.stop_all("u", ttl, Actor("me"))
     assert everything.stream_ids == ("a", "b")
     assert by_player.at_ms is not None
     assert by_admin.at_ms is not None
@@ -360,11 +360,11 @@ async def test_stops_leave_tombstones_that_late_heartbeats_get(s: Store, b: Back
     for sid, ended in expected.items():
         assert await s.heartbeat("u", sid, ttl, lim) == Beat(ended=ended), sid
     assert (await s.list("u", lim)).active == 0  # none of them was admitted again
-    trail = [(e.action, e.actor, e.streams) for e in await s.events("u")]
+    trail = [(e.action, e.actor.name, e.streams) for e in await s.events("u")]
     assert trail == [("stopped_all", "me", ("a", "b")), ("stopped_by_admin", "ops", ("d",))]
-    assert (await s.stop_all("u", ttl, "me")).stream_ids == ()
+    assert (await s.stop_all("u", ttl, Actor("me"))).stream_ids == ()
     assert len(await s.events("u")) == 2  # a stop-all that stopped nothing is not recorded
-    assert (await s.stop("u", "gone", ttl, "ops", audit=True)).removed is None
+    assert (await s.stop("u", "gone", ttl, Actor("ops"), audit=True)).removed is None
     assert await s.heartbeat("u", "gone", ttl, Limits(0)) == Beat()  # stopping nothing buries nothing
     assert len(await s.events("u")) == 2
 

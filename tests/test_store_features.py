@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from itertools import pairwise
 
-from streamlimit.models import Beat, Ended, EndReason, Event, Limits, Start, StartResult, StartStatus
+from streamlimit.models import Actor, Beat, Ended, EndReason, Event, Limits, Start, StartResult, StartStatus
 from streamlimit.store.base import Store
 from streamlimit.store.memory import EVENTS_TTL_MS, FakeClock, MemoryStore
 from tests import test_store_contract
@@ -17,7 +17,7 @@ backend = test_store_contract.backend  # the contract's fixture: every store, se
 ADMITTED, RENEWED, REFUSED = StartStatus.ADMITTED, StartStatus.RENEWED, StartStatus.REFUSED
 PLANS = (("basic", 1), ("premium", 4))
 PLAIN = Start()
-EVICT = Start(evict_oldest=True, actor="dev-b")
+EVICT = Start(evict_oldest=True, actor=Actor("dev-b"))
 
 
 async def tick(b: Backend) -> None:
@@ -87,13 +87,13 @@ def test_limit_resolution_override_then_plan_then_default(backend: Backend) -> N
         full = await s.start(u, "b", None, ttl, hinted, PLAIN)
         assert (full.status, full.limit, full.limit_source, full.plan) == (REFUSED, 1, "plan", "basic")
 
-        override = await s.set_limit(u, 2, hinted, "ops")
+        override = await s.set_limit(u, 2, hinted, Actor("ops"))
         assert (override.limit, override.source) == (2, "user")
         await expect(hinted, 2, "user", override.plan)  # the override beats both plans
         second = await admit(s, u, "b", ttl, hinted)
         assert (second.limit, second.limit_source, second.active) == (2, "user", 2)
 
-        cleared = await s.set_limit(u, None, hinted, "ops")
+        cleared = await s.set_limit(u, None, hinted, Actor("ops"))
         assert (cleared.limit, cleared.source, cleared.plan) == (1, "plan", "basic")
         await expect(hinted, 1, "plan", "basic")
         unplanned = await s.set_plan(u, None, hinted)
@@ -141,22 +141,31 @@ def test_evict_oldest_admits_and_replaces_the_oldest_stream(backend: Backend) ->
     backend.run(body)
 
 
-def test_eviction_ties_on_start_time_go_to_the_smaller_stream_id(backend: Backend) -> None:
+def test_the_oldest_is_the_lowest_epoch_even_on_a_start_time_tie(backend: Backend) -> None:
+    """Two admissions in one millisecond: the first has the lower epoch and is the oldest, so
+    "watch here instead" evicts the one the downstream fencing rule refuses first, not the one
+    with the smaller id."""
+
     async def body(s: Store, b: Backend) -> None:
         u, ttl, lim = "f-tie", b.ttl_ms * 40, Limits(2)
         s9 = await admit(s, u, "s9", ttl, lim)
         s10 = await admit(s, u, "s10", ttl, lim)  # the fake clock stands still: a tie
         assert s9.stream is not None
         assert s10.stream is not None
-        tie = s9.stream.started_at_ms == s10.stream.started_at_ms
-        assert tie or b.clock is None
+        assert s9.epoch is not None
+        assert s10.epoch is not None
+        assert s9.epoch < s10.epoch
+        assert s9.stream.started_at_ms == s10.stream.started_at_ms or b.clock is None
         new = await admit(s, u, "new", ttl, lim, EVICT)
-        assert [x.stream_id for x in new.evicted] == ["s10" if tie else "s9"]  # "s10" < "s9", by bytes
+        assert [x.stream_id for x in new.evicted] == ["s9"]  # though "s10" < "s9" by bytes
 
     backend.run(body)
 
 
-def test_a_tombstone_lasts_one_lease_ttl(backend: Backend) -> None:
+def test_a_tombstone_lasts_one_lease_ttl_after_the_last_heartbeat_it_answered(backend: Backend) -> None:
+    """A device that keeps heartbeating after it was evicted keeps being told so; one that went
+    quiet for a lease TTL is a stream like any other the store does not hold."""
+
     async def body(s: Store, b: Backend) -> None:
         u, ttl, lim = "f-tomb", b.ttl_ms, Limits(1)
         await admit(s, u, "a", ttl, lim)
@@ -165,8 +174,10 @@ def test_a_tombstone_lasts_one_lease_ttl(backend: Backend) -> None:
         gone = evicted("a", r.stream.started_at_ms, "b")
         assert await s.heartbeat(u, "a", ttl, lim) == gone
         await b.advance(ttl // 2)
+        assert await s.heartbeat(u, "a", ttl, lim) == gone  # the tombstone now lasts to 1.5 TTL
+        await b.advance(ttl * 3 // 4)  # past the eviction's TTL: still told
         assert await s.heartbeat(u, "a", ttl, lim) == gone
-        await b.advance(ttl // 2)  # b, started with the tombstone, has expired with it
+        await b.advance(ttl + 1)  # quiet for a TTL; b, never heartbeated, has expired too
         back = await s.heartbeat(u, "a", ttl, lim)
         assert (back.ended, back.readmitted) == (None, True)  # no tombstone: admitted again
 
@@ -288,18 +299,18 @@ def test_events_record_evictions_admin_stops_stop_all_and_limit_changes(backend:
         await admit(s, u, "b", ttl, lim)
         await tick(b)
         c = await admit(s, u, "c", ttl, lim, EVICT)
-        await s.stop(u, "b", ttl, "admin-0")  # not audited
-        await s.stop(u, "c", ttl, "admin-1", audit=True)
-        await s.stop(u, "nothing", ttl, "admin-1", audit=True)  # nothing stopped: nothing recorded
-        await s.stop_all(u, ttl, "admin-3")  # nothing active: nothing recorded
+        await s.stop(u, "b", ttl, Actor("admin-0"))  # not audited
+        await s.stop(u, "c", ttl, Actor("admin-1"), audit=True)
+        await s.stop(u, "nothing", ttl, Actor("admin-1"), audit=True)  # nothing stopped: nothing recorded
+        await s.stop_all(u, ttl, Actor("admin-3"))  # nothing active: nothing recorded
         await admit(s, u, "d", ttl, lim)
         await tick(b)
         await admit(s, u, "e", ttl, lim)
-        assert (await s.stop_all(u, ttl, "admin-2")).stream_ids == ("d", "e")
-        await s.set_limit(u, 5, lim, "ops")
-        await s.set_limit(u, None, lim, "ops2")
+        assert (await s.stop_all(u, ttl, Actor("admin-2"))).stream_ids == ("d", "e")
+        await s.set_limit(u, 5, lim, Actor("ops"))
+        await s.set_limit(u, None, lim, Actor("ops2"))
         trail = await s.events(u)
-        assert [(e.action, e.actor, e.streams) for e in trail] == [
+        assert [(e.action, e.actor.name, e.streams) for e in trail] == [
             ("limit_cleared", "ops2", ()),
             ("limit_set", "ops", ()),
             ("stopped_all", "admin-2", ("d", "e")),
@@ -322,11 +333,11 @@ def test_stopped_all_lists_the_streams_in_start_order(backend: Backend) -> None:
             await tick(b)
         assert await renews(s, u, "z", ttl, lim)  # z now expires last
         assert await ids(s, u) == ["z", "a", "m"]
-        stopped = await s.stop_all(u, ttl, "me")
+        stopped = await s.stop_all(u, ttl, Actor("me"))
         assert stopped.stream_ids == ("z", "a", "m")
-        assert (await s.stop_all(u, ttl, "me")).stream_ids == ()
+        assert (await s.stop_all(u, ttl, Actor("me"))).stream_ids == ()
         trail = await s.events(u)
-        assert trail == (Event(stopped.at_ms, "stopped_all", "me", ("z", "a", "m")),)  # once
+        assert trail == (Event(stopped.at_ms, "stopped_all", Actor("me"), ("z", "a", "m")),)  # once
 
     backend.run(body)
 
@@ -334,13 +345,13 @@ def test_stopped_all_lists_the_streams_in_start_order(backend: Backend) -> None:
 def test_the_audit_trail_keeps_the_last_100_events_of_each_user(backend: Backend) -> None:
     async def body(s: Store, b: Backend) -> None:
         u, v, lim = "f-trail", "f-trail-other", Limits(3)
-        await s.set_limit(v, 1, lim, "theirs")
+        await s.set_limit(v, 1, lim, Actor("theirs"))
         for i in range(101):
-            await s.set_limit(u, 2, lim, f"op{i}")
+            await s.set_limit(u, 2, lim, Actor(f"op{i}"))
         trail = await s.events(u)
-        assert [e.actor for e in trail] == [f"op{i}" for i in range(100, 0, -1)]  # op0 pushed out
+        assert [e.actor.name for e in trail] == [f"op{i}" for i in range(100, 0, -1)]  # op0 pushed out
         assert {e.action for e in trail} == {"limit_set"}
-        assert [(e.action, e.actor) for e in await s.events(v)] == [("limit_set", "theirs")]
+        assert [(e.action, e.actor.name) for e in await s.events(v)] == [("limit_set", "theirs")]
 
     backend.run(body)
 
@@ -352,7 +363,7 @@ def test_the_start_budget_refuses_too_many_admissions(backend: Backend) -> None:
     async def body(s: Store, b: Backend) -> None:
         u, ttl, lim = "f-budget", b.ttl_ms * 40, Limits(1)
         per_min = budget(b)
-        how = Start(evict_oldest=True, actor="dev", starts_per_min=per_min)
+        how = Start(evict_oldest=True, actor=Actor("dev"), starts_per_min=per_min)
         last = await admit(s, u, "s0", ttl, lim, how)
         for i in range(1, per_min):
             last = await admit(s, u, f"s{i}", ttl, lim, how)
@@ -381,7 +392,7 @@ def test_refusals_and_renewals_spend_no_budget(backend: Backend) -> None:
     async def body(s: Store, b: Backend) -> None:
         u, ttl, lim = "f-budget2", b.ttl_ms * 40, Limits(1)
         per_min = budget(b)
-        plain, evict = Start(starts_per_min=per_min), Start(True, "dev", per_min)
+        plain, evict = Start(starts_per_min=per_min), Start(True, Actor("dev"), per_min)
         await admit(s, u, "s0", ttl, lim, plain)
         for _ in range(5):
             assert (await s.start(u, "other", None, ttl, lim, plain)).status is REFUSED
@@ -423,7 +434,7 @@ def test_simultaneous_evicting_starts_keep_the_limit(backend: Backend) -> None:
             assert (beat.ended.reason, beat.ended.replaced_by) == (EndReason.EVICTED, by)
         evictions = [e for e in await s.events(u) if e.action == "evicted"]
         assert sorted(e.streams[0] for e in evictions) == sorted(replaced_by)
-        assert all(len(e.streams) == 1 and e.actor == "dev-b" for e in evictions)
+        assert all(len(e.streams) == 1 and e.actor.name == "dev-b" for e in evictions)
 
     backend.run(body)
 
@@ -435,7 +446,7 @@ def test_memory_events_expire_when_the_redis_key_would() -> None:
     store = MemoryStore(clock)
 
     async def main() -> None:
-        await store.set_limit("u", 2, Limits(3), "ops")
+        await store.set_limit("u", 2, Limits(3), Actor("ops"))
         clock.advance(EVENTS_TTL_MS)
         assert [e.action for e in await store.events("u")] == ["limit_set"]
         clock.advance(1)

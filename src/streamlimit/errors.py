@@ -77,3 +77,12 @@ class TooManyStarts(StreamLimitError):
         super().__init__(f"user {user_id!r} started too many streams in the last minute")
         self.user_id = user_id
         self.retry_after_ms = retry_after_ms
+
+
+class TooManyStopAlls(StreamLimitError):
+    """The user's per-minute budget of stop-alls ("sign out of all devices") is spent."""
+
+    def __init__(self, user_id: str, retry_after_ms: int) -> None:
+        super().__init__(f"user {user_id!r} signed out of all devices too often in the last minute")
+        self.user_id = user_id
+        self.retry_after_ms = retry_after_ms

@@ -33,13 +33,33 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted, for the audit trail: a name (token subject or API key name), a role
+    (``admin`` when acting on another user's account, else ``player``), the credential (a
+    token's ``jti``, an API key's name), the request id and the client's address."""
+
+    name: str = ""
+    role: str = "player"
+    credential: str | None = None
+    request_id: str | None = None
+    client: str | None = None
+
+    def as_seen_by_player(self) -> Actor:
+        """An operator's action as the account's own player sees it: its role, not who."""
+        return self if self.role != "admin" else Actor("admin", "admin")
+
+
+NO_ACTOR = Actor()
+
+
+@dataclass(frozen=True, slots=True)
 class Start:
     """What a start asks for besides the stream: evict the oldest when full, who asks (for
     the audit trail), the per-minute budget of admissions (0: none), and whether the lease is a
     legacy (compat) one."""
 
     evict_oldest: bool = False
-    actor: str = ""
+    actor: Actor = NO_ACTOR
     starts_per_min: int = 0
     legacy: bool = False
 
@@ -100,12 +120,14 @@ class Beat:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One audit-trail entry: evicted, stopped_all, stopped_by_admin, limit_set, limit_cleared."""
+    """One audit-trail entry: evicted, stopped_all, stopped_by_admin, limit_set, limit_cleared,
+    plan_set, plan_cleared; ``value``: the new limit or plan."""
 
     at_ms: int
     action: str
-    actor: str
-    streams: tuple[str, ...]
+    actor: Actor
+    streams: tuple[str, ...] = ()
+    value: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +147,12 @@ class StopResult:
 
 @dataclass(frozen=True, slots=True)
 class StoppedAll:
-    """A stop-all: when (the store's time), and the streams it stopped, oldest first."""
+    """A stop-all: when (the store's time), and the streams it stopped, oldest first; or,
+    with ``retry_after_ms``, refused because the user's stop-all budget is spent."""
 
     at_ms: int
     stream_ids: tuple[str, ...] = ()
+    retry_after_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -18,10 +17,12 @@ from streamlimit.errors import (
     StreamNotActive,
     StreamStopped,
     TooManyStarts,
+    TooManyStopAlls,
     UnknownPlan,
 )
 from streamlimit.ids import ID_RULE, MAX_DEVICE_LEN, MAX_LIMIT, is_valid_id
 from streamlimit.models import (
+    Actor,
     EndReason,
     Event,
     HeartbeatResult,
@@ -41,11 +42,18 @@ log = logging.getLogger("streamlimit.service")
 audit_log = logging.getLogger("streamlimit.audit")
 
 
-def _audit(action: str, user_id: str, actor: str, streams: tuple[str, ...] = ()) -> None:
-    """The audit trail's events as structured log lines too (the store keeps the last 100)."""
+def _audit(
+    action: str, user_id: str, actor: Actor, streams: tuple[str, ...] = (), value: str | None = None
+) -> None:
+    """The audit trail's events as structured log lines too, with the same members, so a log
+    pipeline keeps the whole trail when the store's last 100 roll over."""
     if audit_log.isEnabledFor(logging.INFO):
-        event = {"event": "audit", "action": action, "user_id": user_id, "actor": actor, "streams": streams}
-        audit_log.info(json.dumps(event, separators=(",", ":")))
+        fields: dict[str, object] = {"event": "audit", "action": action, "user_id": user_id}
+        fields |= {"actor": actor.name, "role": actor.role, "credential": actor.credential}
+        fields |= {"request_id": actor.request_id, "client": actor.client, "streams": list(streams)}
+        if value is not None:
+            fields["value"] = value
+        audit_log.info("audit %s", action, extra={"fields": fields})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,7 @@ class Policy:
     on_limit: Literal["reject", "evict_oldest"] = "reject"
     allow_client_evict: bool = True
     starts_per_min: int = 0
+    stop_alls_per_min: int = 0
 
     @classmethod
     def from_settings(cls, s: Settings) -> Policy:
@@ -72,6 +81,7 @@ class Policy:
             on_limit=s.on_limit,
             allow_client_evict=s.allow_client_evict,
             starts_per_min=s.start_rate_per_min,
+            stop_alls_per_min=s.stop_all_rate_per_min,
         )
 
     def limits(self, plan_hint: str | None = None) -> Limits:
@@ -82,11 +92,20 @@ class Policy:
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who acts, as far as the rules care: a name for the audit trail, the plan their token
-    claims, and whether they act as an admin on someone else's account."""
+    claims, whether they act as an admin on someone else's account, and for the audit trail
+    the credential (a token's ``jti``, an API key's name), the request id and client address."""
 
     name: str = ""
     plan: str | None = None
     admin: bool = False
+    credential: str | None = None
+    request_id: str | None = None
+    client: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        role = "admin" if self.admin else "player"
+        return Actor(self.name, role, self.credential, self.request_id, self.client)
 
 
 NOBODY = Caller()
@@ -151,7 +170,7 @@ class StreamService:
         if device is not None and len(device) > MAX_DEVICE_LEN:
             raise InvalidInput("device", f"device must be at most {MAX_DEVICE_LEN} characters")
         ttl_ms = self.policy.legacy_lease_ttl_ms if legacy else self.policy.lease_ttl_ms
-        how = Start(self._evicts(on_limit), caller.name, self.policy.starts_per_min, legacy)
+        how = Start(self._evicts(on_limit), caller.actor, self.policy.starts_per_min, legacy)
         limits = self.policy.limits(caller.plan)
         try:
             result = await self.store.start(user_id, stream_id, device, ttl_ms, limits, how)
@@ -163,7 +182,7 @@ class StreamService:
         if result.status is StartStatus.TOO_MANY:
             raise TooManyStarts(user_id, result.retry_after_ms)
         for victim in result.evicted:
-            _audit("evicted", user_id, caller.name, (victim.stream_id,))
+            _audit("evicted", user_id, caller.actor, (victim.stream_id,))
         return result
 
     def _evicts(self, on_limit: str | None) -> bool:
@@ -206,12 +225,12 @@ class StreamService:
             check_id("stream_id", stream_id)
         try:
             ttl_ms = self.policy.lease_ttl_ms
-            result = await self.store.stop(user_id, stream_id, ttl_ms, caller.name, caller.admin)
+            result = await self.store.stop(user_id, stream_id, ttl_ms, caller.actor, caller.admin)
         except StoreUnavailable as exc:
             self._degrade("stop", exc)
             return StopResult(None, None, degraded=True)
         if caller.admin and result.removed is not None:
-            _audit("stopped_by_admin", user_id, caller.name, (result.removed.stream_id,))
+            _audit("stopped_by_admin", user_id, caller.actor, (result.removed.stream_id,))
         return result
 
     async def list(self, user_id: str, caller: Caller = NOBODY) -> UserStreams:
@@ -228,9 +247,12 @@ class StreamService:
 
     async def stop_all(self, user_id: str, caller: Caller = NOBODY) -> int:
         check_id("user_id", user_id)
-        stopped = await self.store.stop_all(user_id, self.policy.lease_ttl_ms, caller.name)
-        if stopped.stream_ids:
-            _audit("stopped_all", user_id, caller.name, stopped.stream_ids)
+        ttl_ms, per_min = self.policy.lease_ttl_ms, self.policy.stop_alls_per_min
+        stopped = await self.store.stop_all(user_id, ttl_ms, caller.actor, per_min)
+        if stopped.retry_after_ms:
+            raise TooManyStopAlls(user_id, stopped.retry_after_ms)
+        if stopped.stream_ids:  # a stop-all that stopped nothing records nothing
+            _audit("stopped_all", user_id, caller.actor, stopped.stream_ids)
         return len(stopped.stream_ids)
 
     async def get_limit(self, user_id: str, caller: Caller = NOBODY) -> LimitInfo:
@@ -242,17 +264,25 @@ class StreamService:
         check_id("user_id", user_id)
         if limit is not None and not 0 <= limit <= MAX_LIMIT:
             raise InvalidInput("limit", f"limit must be an integer from 0 to {MAX_LIMIT}")
-        info = await self.store.set_limit(user_id, limit, self.policy.limits(), caller.name)
-        _audit("limit_cleared" if limit is None else "limit_set", user_id, caller.name)
+        info = await self.store.set_limit(user_id, limit, self.policy.limits(), caller.actor)
+        if limit is None:
+            _audit("limit_cleared", user_id, caller.actor)
+        else:
+            _audit("limit_set", user_id, caller.actor, value=str(limit))
         return info
 
-    async def set_plan(self, user_id: str, plan: str | None) -> LimitInfo:
+    async def set_plan(self, user_id: str, plan: str | None, caller: Caller = NOBODY) -> LimitInfo:
         """Put the user on ``plan`` (one of the configured plans), or take them off it."""
         check_id("user_id", user_id)
         if plan is not None and plan not in dict(self.policy.plans):
             names = ", ".join(name for name, _ in self.policy.plans) or "none configured"
             raise UnknownPlan(f"no plan {plan!r}; the configured plans: {names}")
-        return await self.store.set_plan(user_id, plan, self.policy.limits())
+        info = await self.store.set_plan(user_id, plan, self.policy.limits(), caller.actor)
+        if plan is None:
+            _audit("plan_cleared", user_id, caller.actor)
+        else:
+            _audit("plan_set", user_id, caller.actor, value=plan)
+        return info
 
     async def events(self, user_id: str) -> tuple[Event, ...]:
         check_id("user_id", user_id)

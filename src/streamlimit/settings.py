@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     on_limit: Literal["reject", "evict_oldest"] = Field("reject", description="a start at the limit")
     allow_client_evict: bool = Field(True, description="clients may ask ?on_limit=evict_oldest")
     start_rate_per_min: int = Field(30, ge=0, le=100000, description="admissions per user per minute; 0: off")
+    stop_all_rate_per_min: int = Field(
+        6, ge=0, le=100000, description="stop-alls per user per minute (a burst of that many); 0: off"
+    )
+    trusted_proxies: str = Field(
+        "", description="comma-separated addresses or CIDRs of proxies whose X-Forwarded-For is believed"
+    )
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS, or *; empty: none")
 
     @model_validator(mode="after")
@@ -151,6 +157,16 @@ class Settings(BaseSettings):
     @classmethod
     def _plans_parse(cls, value: str) -> str:
         parse_plans(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
         return value
 
     @property

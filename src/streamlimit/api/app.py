@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 
 from streamlimit import logs
 from streamlimit.api import accounts, compat, console, headers, health, lifecycle, openapi, v1
+from streamlimit.api.client_address import trusted_networks
 from streamlimit.api.observe import Observe
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.auth = authenticator_from(settings)  # a bad key file stops start-up here
+    app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.state.draining = False
     app.state.ready_without_store = settings.ready_without_store
     if settings.auth == "none":

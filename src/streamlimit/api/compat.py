@@ -68,7 +68,7 @@ async def count(request: Request) -> Response:
     user_id = _one(request.query_params.getlist("userId"), "userId", True)
     assert user_id is not None
     principal.may_act_for(user_id)
-    user = await service_of(request).list(user_id, as_caller(principal, user_id))
+    user = await service_of(request).list(user_id, as_caller(request, principal, user_id))
     exhausted = user.active >= user.limit
     message = (
         f"Warning: quota of max {user.limit} streams per user exhausted"
@@ -93,7 +93,7 @@ async def add(request: Request) -> Response:
     assert user_id is not None
     principal.may_act_for(user_id)
     result = await service_of(request).start(
-        user_id, stream_id, legacy=True, caller=as_caller(principal, user_id)
+        user_id, stream_id, legacy=True, caller=as_caller(request, principal, user_id)
     )
     if result.status is StartStatus.REFUSED:
         return json(
@@ -122,7 +122,7 @@ async def remove(request: Request) -> Response:
     stream_id = _one(fields.get("streamId", []), "streamId", False)
     assert user_id is not None
     principal.may_act_for(user_id)
-    result = await service_of(request).stop(user_id, stream_id, as_caller(principal, user_id))
+    result = await service_of(request).stop(user_id, stream_id, as_caller(request, principal, user_id))
     if result.degraded:
         return json(
             {"message": "Stream removed successfully", "activeStreams": None, "degraded": True},

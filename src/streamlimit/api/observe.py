@@ -81,6 +81,7 @@ class Observe:
                 break
         if not request_id:  # 128 random bits, like uuid4's hex but 5x cheaper
             request_id = os.urandom(16).hex()
+        scope.setdefault("state", {})["request_id"] = request_id  # for the audit trail
         extra = [*security_headers(scope["path"]), (b"x-request-id", request_id.encode())]
         status, degraded, answered = 500, False, False
 

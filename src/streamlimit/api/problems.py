@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -23,6 +23,7 @@ from streamlimit.errors import (
     StreamNotActive,
     StreamStopped,
     TooManyStarts,
+    TooManyStopAlls,
     Unauthenticated,
     UnknownPlan,
 )
@@ -152,17 +153,22 @@ async def _unknown_plan(request: Request, exc: Exception) -> Response:
     return problem_response(request, 404, "unknown_plan", str(exc), {"field": "plan"})
 
 
-async def _too_many(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, TooManyStarts)
-    retry_s = max(1, math.ceil(exc.retry_after_ms / 1000))
-    return problem_response(
-        request,
-        429,
-        "too_many_starts",
-        f"this account started too many streams in the last minute; retry in {retry_s} s",
-        {"retry_after_s": retry_s},
-        headers={"Retry-After": str(retry_s)},
-    )
+def _budget_spent(code: str, what: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """429 with Retry-After for a per-user budget (starts, stop-alls) that is spent."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TooManyStarts | TooManyStopAlls)
+        retry_s = max(1, math.ceil(exc.retry_after_ms / 1000))
+        return problem_response(
+            request,
+            429,
+            code,
+            f"this account {what} in the last minute; retry in {retry_s} s",
+            {"retry_after_s": retry_s},
+            headers={"Retry-After": str(retry_s)},
+        )
+
+    return handler
 
 
 async def _unauthenticated(request: Request, exc: Exception) -> Response:
@@ -197,7 +203,8 @@ HANDLERS = {
     StreamNotActive: _not_active,
     StreamEvicted: _evicted,
     StreamStopped: _stopped,
-    TooManyStarts: _too_many,
+    TooManyStarts: _budget_spent("too_many_starts", "started too many streams"),
+    TooManyStopAlls: _budget_spent("too_many_stop_alls", "signed out of all devices too often"),
     UnknownPlan: _unknown_plan,
     Unauthenticated: _unauthenticated,
     Forbidden: _forbidden,

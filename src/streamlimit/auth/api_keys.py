@@ -76,4 +76,4 @@ class ApiKeyAuthenticator:
                 found = entry
         if found is None:
             raise Unauthenticated("unknown API key")
-        return Principal(found.name, None, admin=found.admin, any_user=True)
+        return Principal(found.name, None, admin=found.admin, any_user=True, credential=found.name)

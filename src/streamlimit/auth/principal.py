@@ -17,6 +17,7 @@ class Principal:
     admin: bool  # may change limits and act on any user
     any_user: bool
     plan: str | None = None
+    credential: str | None = None  # for the audit trail: a token's jti, an API key's name
 
     def may_act_for(self, user_id: str) -> None:
         if not (self.any_user or self.subject == user_id):

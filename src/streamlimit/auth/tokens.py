@@ -90,8 +90,9 @@ class JwtAuthenticator:
         if not isinstance(subject, str):
             raise Unauthenticated("invalid token: sub must be a string")
         plan = claims.get("plan") if isinstance(claims.get("plan"), str) else None
+        jti = claims.get("jti") if isinstance(claims.get("jti"), str) else None
         if ADMIN_SCOPE in scopes:
-            return Principal(subject, None, admin=True, any_user=True, plan=plan)
+            return Principal(subject, None, admin=True, any_user=True, plan=plan, credential=jti)
         if USER_SCOPE in scopes:
-            return Principal(subject, subject, admin=False, any_user=False, plan=plan)
+            return Principal(subject, subject, admin=False, any_user=False, plan=plan, credential=jti)
         raise Forbidden(f"the token's scope has neither {USER_SCOPE} nor {ADMIN_SCOPE}")

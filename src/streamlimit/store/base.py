@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from streamlimit.models import (
+    NO_ACTOR,
+    Actor,
     Beat,
     Event,
     LimitInfo,
@@ -33,7 +35,7 @@ class Store(Protocol):
         stopped within a lease TTL; otherwise admit it again when a slot is free (no budget)."""
 
     async def stop(
-        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: str = "", audit: bool = False
+        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: Actor = NO_ACTOR, audit: bool = False
     ) -> StopResult:
         """Remove one active lease: ``stream_id``, or the oldest legacy (compat) one when None,
         leaving a tombstone for ``ttl_ms``; with ``audit``, record it as stopped by an admin."""
@@ -41,17 +43,25 @@ class Store(Protocol):
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
         """The user's active leases, oldest first, and effective limit."""
 
-    async def stop_all(self, user_id: str, ttl_ms: int, actor: str = "") -> StoppedAll:
+    async def stop_all(
+        self, user_id: str, ttl_ms: int, actor: Actor = NO_ACTOR, per_min: int = 0
+    ) -> StoppedAll:
         """Remove every lease of the user, each with a tombstone for ``ttl_ms``, and record it
-        when any was active; returns when, and the ids stopped, oldest first."""
+        when any was active; returns when, and the ids stopped, oldest first. Each call spends
+        one of the user's stop-all budget (``per_min``; 0: none); when it is spent nothing is
+        done and ``retry_after_ms`` says when the next is allowed."""
 
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo: ...
 
-    async def set_limit(self, user_id: str, limit: int | None, limits: Limits, actor: str = "") -> LimitInfo:
+    async def set_limit(
+        self, user_id: str, limit: int | None, limits: Limits, actor: Actor = NO_ACTOR
+    ) -> LimitInfo:
         """Set the per-user override, or clear it when ``limit`` is None; recorded."""
 
-    async def set_plan(self, user_id: str, plan: str | None, limits: Limits) -> LimitInfo:
-        """Set the user's plan (an admin's choice, before any token's), or clear it."""
+    async def set_plan(
+        self, user_id: str, plan: str | None, limits: Limits, actor: Actor = NO_ACTOR
+    ) -> LimitInfo:
+        """Set the user's plan (an admin's choice, before any token's), or clear it; recorded."""
 
     async def events(self, user_id: str) -> tuple[Event, ...]:
         """The user's audit trail, newest first."""

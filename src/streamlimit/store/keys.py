@@ -13,6 +13,7 @@ TYPES = {
     "evicted": "hash",
     "events": "list",
     "rate": "string",
+    "stops": "string",
 }
 KINDS = tuple(TYPES)
 # any key of the layout; the user part still has to be checked as an id

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streamlimit.models import (
+    NO_ACTOR,
+    Actor,
     Beat,
     Ended,
     EndReason,
@@ -55,16 +57,23 @@ class _User:
     ended: dict[str, tuple[Ended, int]] = field(default_factory=dict)  # tombstone, until (ms)
     events: list[Event] = field(default_factory=list)  # newest first
     budget_tat_us: int = 0  # GCRA theoretical arrival time of the start budget
+    stops_tat_us: int = 0  # ... and of the stop-all budget
+
+
+def by_admission(s: Stream) -> tuple[int, str]:
+    """Oldest first: by epoch (admission order), then id, as lua/_prelude.lua's ``older``."""
+    return (s.epoch if s.epoch is not None else s.started_at_ms * 1000), s.stream_id
 
 
 def _budget(tat_us: int, now: int, per_min: int) -> tuple[int, int | None]:
     """The ms to wait (0: allowed) and the new theoretical arrival time, as lua/_prelude.lua's
-    ``budget``: integer microseconds, a burst of ``per_min``, then one every 60/per_min s."""
+    ``budget``: integer microseconds, a burst of exactly ``per_min``, then one every period (60 s
+    / per_min, rounded down to the microsecond)."""
     if per_min <= 0:
         return 0, None
     now_us, period = now * 1000, 60_000_000 // per_min
     tat = max(tat_us, now_us)
-    wait = tat + period - now_us - 60_000_000
+    wait = tat - now_us - (per_min - 1) * period
     if wait > 0:
         return math.ceil(wait / 1000), None
     return 0, tat + period
@@ -107,7 +116,8 @@ class MemoryStore:
             idle = not (u.leases or u.ended or u.events) and u.limit is None and u.plan is None
             # the epoch is kept a second past its last use, as Redis keeps '#epoch': a new one
             # is at least now * 1000 (lua/_prelude.lua), so it still grows once forgotten
-            if idle and u.budget_tat_us <= now * 1000 and u.epoch < (now - 1000) * 1000:
+            spent = max(u.budget_tat_us, u.stops_tat_us) > now * 1000
+            if idle and not spent and u.epoch < (now - 1000) * 1000:
                 del self._users[user_id]
         self._sweep_at = max(1024, 2 * len(self._users))
 
@@ -127,7 +137,7 @@ class MemoryStore:
 
     @staticmethod
     def _sorted(leases: dict[str, Stream]) -> tuple[Stream, ...]:
-        return tuple(sorted(leases.values(), key=lambda s: (s.started_at_ms, s.stream_id)))
+        return tuple(sorted(leases.values(), key=by_admission))
 
     @staticmethod
     def _record(u: _User, event: Event) -> None:
@@ -188,14 +198,16 @@ class MemoryStore:
         if old is not None:
             u.leases[stream_id] = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
             return Beat(u.leases[stream_id])
-        if stream_id in u.ended:
-            return Beat(ended=u.ended[stream_id][0])
+        if stream_id in u.ended:  # told so, and kept a lease TTL more (lua/heartbeat.lua)
+            ended, until = u.ended[stream_id]
+            u.ended[stream_id] = (ended, max(until, now + ttl_ms))
+            return Beat(ended=ended)
         if len(u.leases) >= self._limit(user_id, u, limits).limit:
             return Beat()
         return Beat(self._admit(u, user_id, stream_id, None, now + ttl_ms, now, False), readmitted=True)
 
     async def stop(
-        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: str = "", audit: bool = False
+        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: Actor = NO_ACTOR, audit: bool = False
     ) -> StopResult:
         now = self._clock()
         u = self._user(user_id, now)
@@ -214,9 +226,16 @@ class MemoryStore:
         info = self._limit(user_id, u, limits)
         return UserStreams(user_id, info.limit, info.source, self._sorted(u.leases), info.plan)
 
-    async def stop_all(self, user_id: str, ttl_ms: int, actor: str = "") -> StoppedAll:
+    async def stop_all(
+        self, user_id: str, ttl_ms: int, actor: Actor = NO_ACTOR, per_min: int = 0
+    ) -> StoppedAll:
         now = self._clock()
         u = self._user(user_id, now)
+        wait, tat = _budget(u.stops_tat_us, now, per_min)
+        if wait:
+            return StoppedAll(now, retry_after_ms=wait)
+        if tat is not None:
+            u.stops_tat_us = tat
         ids = tuple(s.stream_id for s in self._sorted(u.leases))
         u.leases.clear()
         for sid in ids:
@@ -228,16 +247,28 @@ class MemoryStore:
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
         return self._limit(user_id, self._user(user_id, self._clock()), limits)
 
-    async def set_limit(self, user_id: str, limit: int | None, limits: Limits, actor: str = "") -> LimitInfo:
+    async def set_limit(
+        self, user_id: str, limit: int | None, limits: Limits, actor: Actor = NO_ACTOR
+    ) -> LimitInfo:
         now = self._clock()
         u = self._user(user_id, now)
         u.limit = limit
-        self._record(u, Event(now, "limit_cleared" if limit is None else "limit_set", actor, ()))
+        if limit is None:
+            self._record(u, Event(now, "limit_cleared", actor))
+        else:
+            self._record(u, Event(now, "limit_set", actor, value=str(limit)))
         return self._limit(user_id, u, limits)
 
-    async def set_plan(self, user_id: str, plan: str | None, limits: Limits) -> LimitInfo:
-        u = self._user(user_id, self._clock())
+    async def set_plan(
+        self, user_id: str, plan: str | None, limits: Limits, actor: Actor = NO_ACTOR
+    ) -> LimitInfo:
+        now = self._clock()
+        u = self._user(user_id, now)
         u.plan = plan
+        self._record(
+            u,
+            Event(now, "plan_cleared", actor) if plan is None else Event(now, "plan_set", actor, value=plan),
+        )
         return self._limit(user_id, u, limits)
 
     async def events(self, user_id: str) -> tuple[Event, ...]:

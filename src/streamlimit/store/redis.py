@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from streamlimit.errors import StoreUnavailable
 from streamlimit.models import (
+    NO_ACTOR,
+    Actor,
     Beat,
     Event,
     LimitInfo,
@@ -101,7 +103,7 @@ class RedisStore:
         suffix, kind = replies.info(device, how.legacy)
         r = await self._eval(
             "start", user_id, stream_id, suffix, ttl_ms, *_limit_args(limits),
-            "1" if how.evict_oldest else "0", how.actor, how.starts_per_min, kind,
+            "1" if how.evict_oldest else "0", replies.actor(how.actor), how.starts_per_min, kind,
         )  # fmt: skip
         return replies.start(user_id, stream_id, r)
 
@@ -110,33 +112,40 @@ class RedisStore:
         return replies.heartbeat(user_id, stream_id, r)
 
     async def stop(
-        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: str = "", audit: bool = False
+        self, user_id: str, stream_id: str | None, ttl_ms: int, actor: Actor = NO_ACTOR, audit: bool = False
     ) -> StopResult:
-        r = await self._eval("stop", user_id, stream_id or "", ttl_ms, actor, "1" if audit else "0")
+        who = replies.actor(actor)
+        r = await self._eval("stop", user_id, stream_id or "", ttl_ms, who, "1" if audit else "0")
         return replies.stop(user_id, r)
 
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
         return replies.list_(user_id, await self._eval("list", user_id, *_limit_args(limits)))
 
-    async def stop_all(self, user_id: str, ttl_ms: int, actor: str = "") -> StoppedAll:
-        return replies.stop_all(await self._eval("stop_all", user_id, ttl_ms, actor))
+    async def stop_all(
+        self, user_id: str, ttl_ms: int, actor: Actor = NO_ACTOR, per_min: int = 0
+    ) -> StoppedAll:
+        return replies.stop_all(await self._eval("stop_all", user_id, ttl_ms, replies.actor(actor), per_min))
 
     async def _limit(
-        self, user_id: str, op: str, value: str | int, limits: Limits, actor: str = ""
+        self, user_id: str, op: str, value: str | int, limits: Limits, actor: Actor = NO_ACTOR
     ) -> LimitInfo:
-        r = await self._eval("limit", user_id, op, value, *_limit_args(limits), actor)
+        r = await self._eval("limit", user_id, op, value, *_limit_args(limits), replies.actor(actor))
         return replies.limit(user_id, r)
 
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
         return await self._limit(user_id, "get", 0, limits)
 
-    async def set_limit(self, user_id: str, limit: int | None, limits: Limits, actor: str = "") -> LimitInfo:
+    async def set_limit(
+        self, user_id: str, limit: int | None, limits: Limits, actor: Actor = NO_ACTOR
+    ) -> LimitInfo:
         if limit is None:
             return await self._limit(user_id, "clear", 0, limits, actor)
         return await self._limit(user_id, "set", limit, limits, actor)
 
-    async def set_plan(self, user_id: str, plan: str | None, limits: Limits) -> LimitInfo:
-        return await self._limit(user_id, "unplan" if plan is None else "plan", plan or "", limits)
+    async def set_plan(
+        self, user_id: str, plan: str | None, limits: Limits, actor: Actor = NO_ACTOR
+    ) -> LimitInfo:
+        return await self._limit(user_id, "unplan" if plan is None else "plan", plan or "", limits, actor)
 
     async def events(self, user_id: str) -> tuple[Event, ...]:
         return tuple(replies.event(raw) for raw in await self._eval("events", user_id))

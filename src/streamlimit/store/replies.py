@@ -7,10 +7,12 @@ the script, its decoder here, the memory store and the model, and nothing else.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from streamlimit.models import (
+    Actor,
     Beat,
     Ended,
     EndReason,
@@ -37,13 +39,19 @@ def info(device: str | None, legacy: bool) -> tuple[str, str]:
     return ("" if device is None else f"|{device}"), ("l" if legacy else "v")
 
 
+_INFO = re.compile(r"(\d+)\|(\d+)\|([vl])(?:\|(.*))?", re.DOTALL)
+_OLD_INFO = re.compile(r"(\d+)(?:\|(.*))?", re.DOTALL)  # before epochs were per lease
+
+
 def stream(user_id: str, stream_id: str, expires_ms: int, raw: str) -> Stream:
-    """A lease from its info field ``<started_ms>|<epoch>|<kind>[|<device>]``."""
-    parts = raw.split("|", 3)
-    device = parts[3] if len(parts) == 4 else None
-    return Stream(
-        user_id, stream_id, device, int(parts[0]), int(expires_ms), int(parts[1]), legacy=parts[2] == "l"
-    )
+    """A lease from its info field ``<started_ms>|<epoch>|<kind>[|<device>]`` (or, written by an
+    earlier version and still renewed since, ``<started_ms>[|<device>]``: no epoch of its own)."""
+    if m := _INFO.fullmatch(raw):
+        started, epoch, kind, device = m.groups()
+        return Stream(user_id, stream_id, device, int(started), int(expires_ms), int(epoch), kind == "l")
+    old = _OLD_INFO.fullmatch(raw)
+    started, device = old.groups() if old else ("0", None)
+    return Stream(user_id, stream_id, device, int(started), int(expires_ms))
 
 
 def streams(user_id: str, flat: Sequence[Any]) -> tuple[Stream, ...]:
@@ -86,8 +94,9 @@ def stop(user_id: str, reply: Sequence[Any]) -> StopResult:
 
 
 def stop_all(reply: Sequence[Any]) -> StoppedAll:
-    """``{now_ms, id, ...}`` (lua/stop_all.lua): the ids stopped, oldest first."""
-    return StoppedAll(int(reply[0]), tuple(reply[1:]))
+    """``{now_ms, retry_after_ms, id, ...}`` (lua/stop_all.lua): the ids stopped, oldest first."""
+    now, wait, *ids = reply
+    return StoppedAll(int(now), tuple(ids), int(wait))
 
 
 def list_(user_id: str, reply: Sequence[Any]) -> UserStreams:
@@ -102,8 +111,28 @@ def limit(user_id: str, reply: Sequence[Any]) -> LimitInfo:
     return LimitInfo(user_id, int(value), source, plan or None)
 
 
+def actor(who: Actor) -> str:
+    """An actor as the JSON object the scripts record (lua/_prelude.lua's ``record``)."""
+    fields = {"name": who.name, "role": who.role, "credential": who.credential}
+    fields |= {"request_id": who.request_id, "client": who.client}
+    return json.dumps({k: v for k, v in fields.items() if v is not None}, separators=(",", ":"))
+
+
 def event(raw: str) -> Event:
     """One JSON event of lua/events.lua."""
     d = json.loads(raw)
     ids = d.get("streams") or []  # Lua's cjson encodes an empty list as {}
-    return Event(int(d["at"]), str(d["action"]), str(d.get("actor", "")), tuple(str(s) for s in ids))
+    who = d.get("actor") or {}
+    if isinstance(who, str):  # written before actors were objects
+        who = {"name": who}
+    by = Actor(
+        str(who.get("name", "")),
+        str(who.get("role", "player")),
+        who.get("credential"),
+        who.get("request_id"),
+        who.get("client"),
+    )
+    value = d.get("value")
+    return Event(
+        int(d["at"]), str(d["action"]), by, tuple(str(s) for s in ids), None if value is None else str(value)
+    )

@@ -1,4 +1,4 @@
--- Shared prelude, prepended to every script. Every script gets the same six keys of one user:
+-- Shared prelude, prepended to every script. Every script gets the same seven keys of one user:
 local LEASES = KEYS[1] -- sorted set, member = stream_id, score = expiry (ms, store clock)
 local INFO = KEYS[2] -- hash, stream_id -> "<started_ms>|<epoch>|<kind>" or "...|<kind>|<device>"
 --                      (kind 'v': v1, 'l': legacy/compat), and '#epoch' (ids cannot contain '#')
@@ -8,6 +8,7 @@ local ENDED = KEYS[4] -- hash, stream_id -> "<at_ms>|<until_ms>|<reason>|<by>": 
 --                      stopped_by_admin, by = the stream that replaced it ('' for stops)
 local EVENTS = KEYS[5] -- list of JSON audit events, newest first, the last 100, 30 days
 local RATE = KEYS[6] -- the start budget: GCRA theoretical arrival time (integer microseconds)
+local STOPS = KEYS[7] -- the stop-all budget, the same way
 -- invariants: every script does all its reads before its first write, so a refused command (ACL,
 -- maxmemory) aborts it before anything was written; the info hash has exactly the sorted set's
 -- members (plus '#epoch'); both keys expire with their latest lease (the info key, left with only
@@ -35,9 +36,9 @@ local function bytes_lt(a, b)
   return #a < #b
 end
 
-local function older(a, b) -- oldest first: started_at, then id
-  if a.started ~= b.started then
-    return a.started < b.started
+local function older(a, b) -- oldest first: by admission (epoch), then id
+  if a.epoch ~= b.epoch then
+    return a.epoch < b.epoch
   end
   return bytes_lt(a.id, b.id)
 end
@@ -47,7 +48,9 @@ local function info_of(started, epoch, kind, device_suffix)
 end
 
 -- reads: every lease of the user, {alive = oldest first, dead = ids expired by now, last = the
--- latest expiry of an alive lease or nil}; each alive lease {id, expires, info, started, kind}
+-- latest expiry of an alive lease or nil}; each alive lease {id, expires, info, started, epoch,
+-- kind}. A lease written before epochs were per lease ("<started>[|<device>]") counts as admitted
+-- at its start.
 local function load_leases(now)
   local members = redis.call('ZRANGE', LEASES, 0, -1, 'WITHSCORES')
   local state = {alive = {}, dead = {}, last = nil}
@@ -65,9 +68,13 @@ local function load_leases(now)
       state.dead[#state.dead + 1] = ids[i]
     else
       local info = infos[i] or '0|0|v'
-      local started, kind = string.match(info, '^(%d+)|%d+|(%a)')
+      local started, epoch, kind = string.match(info, '^(%d+)|(%d+)|([vl])')
+      if not started then
+        started = string.match(info, '^(%d+)') or '0'
+        epoch, kind = tonumber(started) * 1000, 'v'
+      end
       state.alive[#state.alive + 1] = {id = ids[i], expires = expires, info = info,
-        started = tonumber(started or '0'), kind = kind or 'v'}
+        started = tonumber(started), epoch = tonumber(epoch), kind = kind}
       state.last = expires
     end
   end
@@ -147,41 +154,63 @@ local function settle(dead, last)
   end
 end
 
--- writes: remember why a stream ended for one lease TTL; the hash lives as long as its longest
--- tombstone (ended_pttl: its PTTL, read before the first write)
-local function bury(sid, now, ttl, reason, by, ended_pttl)
-  redis.call('HSET', ENDED, sid, int(now) .. '|' .. int(now + ttl) .. '|' .. reason .. '|' .. by)
-  if ended_pttl < ttl then
-    redis.call('PEXPIRE', ENDED, ttl)
+-- reads, before a script buries: the tombstone hash's PTTL and its tombstones that have ended
+local function load_ended(now)
+  local out = {pttl = redis.call('PTTL', ENDED), expired = {}}
+  local all = redis.call('HGETALL', ENDED)
+  for i = 1, #all, 2 do
+    local til = tonumber(string.match(all[i + 1], '^%d+|(%d+)|') or '0')
+    if til <= now then
+      out.expired[#out.expired + 1] = all[i]
+    end
+  end
+  return out
+end
+
+-- writes: remember why a stream ended until until_ms; the hash lives as long as its longest
+-- tombstone, and each burial drops the ones that have ended (ended: load_ended's, read before
+-- the first write), so it holds at most the tombstones of one lease TTL
+local function bury(sid, at, until_ms, reason, by, ended, now)
+  redis.call('HSET', ENDED, sid, int(at) .. '|' .. int(until_ms) .. '|' .. reason .. '|' .. by)
+  if ended.pttl < until_ms - now then
+    redis.call('PEXPIRE', ENDED, int(until_ms - now))
+    ended.pttl = until_ms - now
+  end
+  if #ended.expired > 0 then
+    redis.call('HDEL', ENDED, unpack(ended.expired))
+    ended.expired = {}
   end
 end
 
--- writes: one audit event
-local function record(now, action, actor, streams)
-  redis.call('LPUSH', EVENTS, cjson.encode({at = now, action = action, actor = actor, streams = streams}))
+-- writes: one audit event; actor: a JSON object made by the service (name, role, credential,
+-- request id, client address), value: the new limit or plan, or nil
+local function record(now, action, actor, streams, value)
+  local event = {at = now, action = action, actor = cjson.decode(actor), streams = streams, value = value}
+  redis.call('LPUSH', EVENTS, cjson.encode(event))
   redis.call('LTRIM', EVENTS, 0, EVENTS_KEPT - 1)
   redis.call('PEXPIRE', EVENTS, EVENTS_TTL_MS)
 end
 
--- the start budget (GCRA in integer microseconds: a burst of per_min, then one every 60/per_min
--- s): the ms to wait (0: allowed) and the new theoretical arrival time; tat from RATE (a read)
+-- a budget (GCRA in integer microseconds: a burst of exactly per_min, then one every period, 60 s /
+-- per_min rounded down to the microsecond): the
+-- ms to wait (0: allowed) and the new theoretical arrival time; tat read from RATE or STOPS
 local function budget(tat, now, per_min)
   if per_min <= 0 then
     return 0, nil
   end
   local now_us, period = now * 1000, math.floor(60000000 / per_min)
   tat = math.max(tonumber(tat or '0'), now_us)
-  local wait = tat + period - now_us - 60000000
+  local wait = tat - now_us - (per_min - 1) * period
   if wait > 0 then
     return math.ceil(wait / 1000), nil
   end
   return 0, tat + period
 end
 
--- writes: spend one start of the budget
-local function spend(tat, now)
+-- writes: spend one of a budget (RATE or STOPS)
+local function spend(key, tat, now)
   if tat then
-    redis.call('SET', RATE, int(tat), 'PX', math.max(1, math.ceil((tat - now * 1000) / 1000)))
+    redis.call('SET', key, int(tat), 'PX', math.max(1, math.ceil((tat - now * 1000) / 1000)))
   end
 end
 

@@ -1,5 +1,7 @@
 -- heartbeat: extend an active lease to at least now + ttl; a stream that is not active and has no
--- tombstone is admitted again (a new lease and epoch) when a slot is free, without the budget.
+-- tombstone is admitted again (a new lease and epoch) when a slot is free, without the budget; a
+-- tombstone met by a heartbeat lasts at least a lease TTL more, so a device that keeps
+-- heartbeating after it was evicted or stopped is never admitted again.
 local stream_id, ttl = ARGV[1], tonumber(ARGV[2])
 local default, plans, hint = ARGV[3], ARGV[4], ARGV[5]
 -- reply: {1, now_ms, expires_ms, info} renewed; {3, now_ms, expires_ms, info} admitted again;
@@ -22,6 +24,9 @@ if score and score > now then
 end
 local ended = ended_of(stream_id, now)
 if ended then
+  local kept = load_ended(now)
+  -- writes
+  bury(stream_id, ended.at, math.max(tonumber(ended.til), now + ttl), ended.reason, ended.by, kept, now)
   return {2, now, tonumber(ended.at), ended.reason, ended.by}
 end
 local state = load_leases(now)

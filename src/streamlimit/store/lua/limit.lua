@@ -1,6 +1,6 @@
 -- limit: read, set or clear the per-user limit override or plan (no TTL), recording changes.
 local op, value = ARGV[1], ARGV[2] -- op 'get' | 'set' | 'clear' | 'plan' | 'unplan'
-local default, plans, hint, actor = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local default, plans, hint, actor = ARGV[3], ARGV[4], ARGV[5], ARGV[6] -- actor: JSON
 -- reply: {limit, source, plan} after the change
 -- reads
 local s = redis.call('HMGET', SETTINGS, 'limit', 'plan')
@@ -22,13 +22,15 @@ local now = now_ms()
 -- writes
 if op == 'set' then
   redis.call('HSET', SETTINGS, 'limit', value)
-  record(now, 'limit_set', actor, {})
+  record(now, 'limit_set', actor, {}, value)
 elseif op == 'clear' then
   redis.call('HDEL', SETTINGS, 'limit')
   record(now, 'limit_cleared', actor, {})
 elseif op == 'plan' then
   redis.call('HSET', SETTINGS, 'plan', value)
+  record(now, 'plan_set', actor, {}, value)
 else
   redis.call('HDEL', SETTINGS, 'plan')
+  record(now, 'plan_cleared', actor, {})
 end
 return {limit, source, plan}

@@ -2,7 +2,7 @@
 -- limit, when asked), renew it if already active, else refuse; admissions spend the start budget.
 local stream_id, device_suffix, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]) -- suffix '' or '|<device>'
 local default, plans, hint = ARGV[4], ARGV[5], ARGV[6]
-local evict, actor, per_min, kind = ARGV[7] == '1', ARGV[8], tonumber(ARGV[9]), ARGV[10] -- kind v|l
+local evict, actor, per_min, kind = ARGV[7] == '1', ARGV[8], tonumber(ARGV[9]), ARGV[10] -- actor: JSON, kind v|l
 -- reply: {status, now_ms, limit, active, source, plan, <by status>}
 --   1 admitted: expires_ms, info, then id, expires_ms, info of each evicted lease
 --   2 renewed:  expires_ms, info
@@ -38,20 +38,20 @@ if wait > 0 then
   return {3, now, limit, active, source, plan, wait}
 end
 local epoch = next_epoch(epoch_now(), now)
-local ended_pttl = #victims > 0 and redis.call('PTTL', ENDED) or 0
+local ended = #victims > 0 and load_ended(now) or nil
 -- writes: the new lease first, a write that grows memory, so a store at maxmemory refuses the
 -- start before anything was written
 local info = info_of(now, epoch, kind, device_suffix)
 redis.call('ZADD', LEASES, int(now + ttl), stream_id)
 redis.call('HSET', INFO, stream_id, info, '#epoch', int(epoch))
 redis.call('HDEL', ENDED, stream_id)
-spend(tat, now)
+spend(RATE, tat, now)
 local reply = {1, now, limit, active + 1 - #victims, source, plan, now + ttl, info}
 local last = math.max(state.last or 0, now + ttl)
 for _, v in ipairs(victims) do
   redis.call('ZREM', LEASES, v.id)
   redis.call('HDEL', INFO, v.id)
-  bury(v.id, now, ttl, 'evicted', stream_id, ended_pttl)
+  bury(v.id, now, now + ttl, 'evicted', stream_id, ended, now)
   record(now, 'evicted', actor, {v.id})
   append(reply, {v.id, v.expires, v.info})
 end

@@ -1,6 +1,6 @@
 -- stop: remove one active lease, the given one or (stream_id == '') the oldest legacy (compat)
 -- one, and leave a tombstone so that a late heartbeat of it does not admit it again.
-local stream_id, ttl, actor, by_admin = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
+local stream_id, ttl, actor, by_admin = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1' -- actor: JSON
 -- reply: {1, now_ms, active_after, id, expires_ms, info} or {0, now_ms, active}
 -- reads
 local now = now_ms()
@@ -14,11 +14,11 @@ end
 if not target then
   return {0, now, #state.alive}
 end
-local ended_pttl = redis.call('PTTL', ENDED)
+local ended = load_ended(now)
 -- writes
 redis.call('ZREM', LEASES, target.id)
 redis.call('HDEL', INFO, target.id)
-bury(target.id, now, ttl, by_admin and 'stopped_by_admin' or 'stopped', '', ended_pttl)
+bury(target.id, now, now + ttl, by_admin and 'stopped_by_admin' or 'stopped', '', ended, now)
 if by_admin then
   record(now, 'stopped_by_admin', actor, {target.id})
 end
