@@ -149,6 +149,7 @@ _PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json({"type": "object", "properties": {"stopped": {"type": "integer"}}}, "stopped"),
                 **_BAD,
+                "429": _retry_after(_problem("too many stop-alls in the last minute (`too_many_stop_alls`)")),
             },
         },
     },
