@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from streamlimit.api.problems import Problem
 from streamlimit.auth import ANONYMOUS, Authenticator, Principal
 from streamlimit.service import Caller
 
@@ -13,8 +14,19 @@ def authenticator_of(request: Request) -> Authenticator:
     return auth
 
 
+_CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
+
+
 def caller(request: Request) -> Principal:
-    """The caller, or ``Unauthenticated`` (401)."""
+    """The caller, or ``Unauthenticated`` (401); a credential header given twice is a 400, never
+    first-wins (a proxy and a client could each think theirs is the one read)."""
+    seen: list[bytes] = []
+    for name, _ in request.headers.raw:
+        if name in _CREDENTIAL_HEADERS:
+            if name in seen:
+                shown = name.decode()
+                raise Problem(400, "duplicate_credentials", f"the {shown} header is given twice", field=shown)
+            seen.append(name)
     return authenticator_of(request).authenticate(request.headers)
 
 
