@@ -137,7 +137,7 @@ def test_an_unexpected_error_is_a_500_problem_with_the_request_id_and_security_h
     async def main() -> None:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://app") as c:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
                 r = await c.get("/readyz", headers={"X-Request-ID": "bug-1"})
                 assert (r.status_code, r.json()["code"]) == (500, "internal_error")
                 assert r.headers["content-type"] == "application/problem+json"
@@ -155,7 +155,7 @@ def test_readiness_is_503_while_draining(ready_without_store: bool) -> None:
     async def main() -> None:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://app") as c:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
                 assert (await c.get("/readyz")).status_code == 200
                 app.state.draining = True  # what the SIGTERM handler sets
                 r = await c.get("/readyz")
