@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,8 +110,13 @@ def test_access_log_is_one_json_line_per_request_only_when_on(
             r = c.post(f"/v1/users/{user}/streams", json={"stream_id": "s"}, headers={"X-Request-ID": "r1"})
             assert r.status_code == 201
     assert not [e for e in _json_lines(quiet.log_path) if e.get("logger") == "streamlimit.access"]
-    access = [e for e in _json_lines(loud.log_path) if e.get("logger") == "streamlimit.access"]
-    started = [e for e in access if e.get("route") == "start"]
+    deadline = time.monotonic() + 5  # the line is written just after the answer is sent
+    while True:
+        access = [e for e in _json_lines(loud.log_path) if e.get("logger") == "streamlimit.access"]
+        started = [e for e in access if e.get("route") == "start"]
+        if started or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert len(started) == 1, access
     entry = started[0]
     assert (entry["request_id"], entry["user_id"], entry["status"], entry["outcome"]) == (
