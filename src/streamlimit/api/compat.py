@@ -171,7 +171,6 @@ def _unavailable_with_message(handler: Endpoint) -> Endpoint:
 ROUTES = [
     resource(
         "/user/stream",
-        json_bodies=False,  # the original accepted forms (and curl -d labels JSON as one)
         get=_unavailable_with_message(count),
         post=_unavailable_with_message(add),
         delete=_unavailable_with_message(remove),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from streamlimit.api.bodies import refuse_unlabelled_body
 from streamlimit.api.problems import Problem
 from streamlimit.auth import ANONYMOUS, Authenticator, Principal
 from streamlimit.service import Caller
@@ -39,13 +40,16 @@ def as_caller(principal: Principal, user_id: str) -> Caller:
 
 
 def for_user(request: Request, user_id: str) -> Caller:
-    """A caller allowed to act on ``user_id``'s streams, or ``Forbidden`` (403)."""
+    """A caller allowed to act on ``user_id``'s streams, or ``Forbidden`` (403); then a v1 body
+    not labelled JSON is a 415 (the compat routes, which take forms, do not come here)."""
     principal = caller(request)
     principal.may_act_for(user_id)
+    refuse_unlabelled_body(request.scope["headers"])
     return as_caller(principal, user_id)
 
 
 def admin(request: Request, user_id: str) -> Caller:
     principal = caller(request)
     principal.may_administer()
+    refuse_unlabelled_body(request.scope["headers"])
     return as_caller(principal, user_id)

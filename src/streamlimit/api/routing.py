@@ -10,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from streamlimit.api.bodies import refuse_unlabelled_body
 from streamlimit.api.problems import HANDLERS
 from streamlimit.service import StreamService
 
@@ -31,8 +30,8 @@ class _Resource:
     resumed again after every store round trip; anything unmapped still reaches Starlette's
     own handlers outside."""
 
-    def __init__(self, table: dict[str, Endpoint], allow: str, json_bodies: bool) -> None:
-        self.table, self.allow, self.json_bodies = table, allow, json_bodies
+    def __init__(self, table: dict[str, Endpoint], allow: str) -> None:
+        self.table, self.allow = table, allow
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
@@ -40,8 +39,6 @@ class _Resource:
             handler = self.table.get(request.method)
             if handler is None:
                 raise HTTPException(405, headers={"Allow": self.allow})
-            if self.json_bodies:
-                refuse_unlabelled_body(scope["headers"])
             response = await handler(request)
         except Exception as exc:
             problem = _problem_for(exc)
@@ -63,10 +60,9 @@ def _problem_for(exc: Exception) -> ErrorHandler | None:
     return None
 
 
-def resource(path: str, *, json_bodies: bool = True, **handlers: Endpoint) -> Route:
-    """``resource("/x", get=read, put=write)``: HEAD follows GET; other methods get 405 + Allow.
-    A body must be labelled JSON (415) unless ``json_bodies`` is False (the compat routes)."""
+def resource(path: str, **handlers: Endpoint) -> Route:
+    """``resource("/x", get=read, put=write)``: HEAD follows GET; other methods get 405 + Allow."""
     table = {method.upper(): handler for method, handler in handlers.items()}
     if "GET" in table:
         table.setdefault("HEAD", table["GET"])
-    return Route(path, _Resource(table, ", ".join(table), json_bodies), methods=list(table))
+    return Route(path, _Resource(table, ", ".join(table)), methods=list(table))
