@@ -62,9 +62,11 @@ def client(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
         yield c
 
 
+JSON_TYPE = {"content-type": "application/json"}  # v1 bodies must say they are JSON (else 415)
+
+
 def start(c: httpx.Client, raw: bytes, user: str | None = None) -> httpx.Response:
-    headers = {"content-type": "application/json"}
-    return c.post(f"/v1/users/{user or uid()}/streams", content=raw, headers=headers)
+    return c.post(f"/v1/users/{user or uid()}/streams", content=raw, headers=JSON_TYPE)
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
@@ -84,13 +86,13 @@ def test_invalid_stream_id_in_body_is_422(client: httpx.Client, stream_id: str) 
 )
 def test_malformed_json_is_400(client: httpx.Client, raw: bytes) -> None:
     problem(start(client, raw), 400, "malformed_json")
-    problem(client.put(f"/v1/users/{uid()}/limit", content=raw), 400, "malformed_json")
+    problem(client.put(f"/v1/users/{uid()}/limit", content=raw, headers=JSON_TYPE), 400, "malformed_json")
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'"s"', b"5", b"null", b"true", b'[{"stream_id": "a"}]'])
 def test_json_that_is_not_an_object_is_422(client: httpx.Client, raw: bytes) -> None:
     problem(start(client, raw), 422, "invalid_body")
-    problem(client.put(f"/v1/users/{uid()}/limit", content=raw), 422, "invalid_body")
+    problem(client.put(f"/v1/users/{uid()}/limit", content=raw, headers=JSON_TYPE), 422, "invalid_body")
 
 
 @pytest.mark.parametrize(
@@ -140,7 +142,7 @@ def test_empty_limit_body_is_422(client: httpx.Client) -> None:
 @pytest.mark.parametrize("path", ["/v1/users/u/streams", "/user/stream", "/v1/users/u/limit"])
 def test_body_over_16_kib_is_413_with_content_length(client: httpx.Client, path: str) -> None:
     raw = b'{"device": "' + b"x" * MAX_BODY + b'"}'
-    r = client.request("PUT" if path.endswith("limit") else "POST", path, content=raw)
+    r = client.request("PUT" if path.endswith("limit") else "POST", path, content=raw, headers=JSON_TYPE)
     assert r.request.headers["content-length"] == str(len(raw))
     problem(r, 413, "body_too_large")
 
@@ -171,7 +173,7 @@ def test_deeply_nested_json_is_refused_not_crashed(
 ) -> None:
     for raw in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth):
         assert len(raw) <= MAX_BODY
-        r = client.request(method, path, content=raw)
+        r = client.request(method, path, content=raw, headers=JSON_TYPE)
         assert r.status_code in (400, 422), r.text
         problem(r, r.status_code)
 
@@ -262,7 +264,7 @@ def test_fuzz_arbitrary_json(client: httpx.Client) -> None:
         sane(start(client, raw, user))
         sane(client.post("/user/stream", content=raw, headers={"content-type": "application/json"}))
         sane(client.request("DELETE", "/user/stream", content=raw))
-        sane(client.put(f"/v1/users/{user}/limit", content=raw))
+        sane(client.put(f"/v1/users/{user}/limit", content=raw, headers=JSON_TYPE))
 
     run()
     assert client.get("/healthz").status_code == 200

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import Any
 
 import httpx
 import jwt
@@ -46,6 +47,11 @@ ISSUER, AUDIENCE = "https://idp.example", "streamlimit-api"
 def admin() -> dict[str, str]:
     """Headers with an HS256 admin token (scope streams:admin), made now: it expires in 5 minutes."""
     return bearer(hs256(claims("ops-console", "streams:admin")))
+
+
+def provider(user: str, scope: str = "streams") -> dict[str, Any]:
+    """Claims as an identity provider issues them: with the iss and aud its keys require here."""
+    return claims(user, scope, iss=ISSUER, aud=AUDIENCE)
 
 
 def own(user: str, scope: str | None = "streams", **changes: object) -> dict[str, str]:
@@ -94,7 +100,8 @@ def _pem_service(
     """A service verifying with ``key``'s public half, from a PEM file."""
     d = tmp.mktemp(f"auth-{name}")
     (d / "public.pem").write_bytes(public_pem(key))
-    return running(redis_url, d / "svc.log", auth="jwt", jwt_public_key_file=d / "public.pem")
+    settings = {"jwt_public_key_file": d / "public.pem", "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE}
+    return running(redis_url, d / "svc.log", auth="jwt", **settings)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +128,8 @@ def jwks(
     d = tmp_path_factory.mktemp("auth-jwks")
     doc = {"keys": [jwk(keys["rsa"], "2025-rsa"), jwk(keys["ec"], "2026-ec")]}
     (d / "jwks.json").write_text(json.dumps(doc))
-    with running(redis_server.url, d / "svc.log", auth="jwt", jwks_file=d / "jwks.json") as (_, c):
+    settings = {"jwks_file": d / "jwks.json", "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE}
+    with running(redis_server.url, d / "svc.log", auth="jwt", **settings) as (_, c):
         yield c
 
 
@@ -210,6 +218,49 @@ def test_a_garbage_token_is_401_invalid_token(hs: httpx.Client) -> None:
     unauthenticated(start(hs, uid(), bearer("not.a.jwt")))
 
 
+def test_an_over_long_token_is_401_before_it_is_parsed(hs: httpx.Client) -> None:
+    """Longer than nginx's 8 KiB header line, yet within the server's 16 KiB: the app refuses it."""
+    user = uid()
+    token = hs256(claims(user, pad="x" * 9000))
+    body = problem(start(hs, user, bearer(token)), 401, "unauthenticated")
+    assert "longer than 8192 bytes" in body["detail"]
+    assert start(hs, user, bearer(hs256(claims(user, pad="x" * 5000)))).status_code == 201
+
+
+def test_two_authorization_headers_are_400_not_first_wins(hs: httpx.Client) -> None:
+    user = uid()
+    good, other = own(user)["authorization"], own(uid())["authorization"]
+    for pair in ([good, other], [good, good], ["Bearer x", good]):
+        r = hs.post(f"/v1/users/{user}/streams", headers=[("authorization", v) for v in pair])
+        assert problem(r, 400, "duplicate_credentials")["field"] == "authorization"
+        r = hs.post("/user/stream", json={"userId": user}, headers=[("authorization", v) for v in pair])
+        problem(r, 400, "duplicate_credentials")
+    assert active(hs, user) == 0
+
+
+@pytest.mark.parametrize("keys", ["jwt_public_key_file", "jwks_file"])
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [({}, "JWT_ISSUER and STREAMLIMIT_JWT_AUDIENCE"), ({"jwt_issuer": ISSUER}, "JWT_AUDIENCE"),
+     ({"jwt_audience": AUDIENCE}, "JWT_ISSUER")],
+)  # fmt: skip
+def test_a_providers_keys_need_issuer_and_audience_at_start_up(
+    tmp_path: Any, keys: str, given: dict[str, str], missing: str
+) -> None:
+    """RFC 8725 3.9: a provider's keys also sign tokens minted for its other APIs."""
+    (tmp_path / "k").write_text("unread: settings are checked first")
+    env = {f"STREAMLIMIT_{k.upper()}": v for k, v in {keys: str(tmp_path / "k"), **given}.items()}
+    done = subprocess.run(
+        [sys.executable, "-m", "streamlimit.cli", "check"],
+        env=clean_env(STREAMLIMIT_AUTH="jwt", STREAMLIMIT_STORE_URL="memory://", **env),
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"{keys.upper()} needs STREAMLIMIT_{missing}:" in lines[0], lines
+
+
 def at(offset_s: int) -> int:
     """Now plus ``offset_s``, as a NumericDate claim."""
     return int(time.time()) + offset_s
@@ -273,11 +324,11 @@ def test_wrong_or_missing_issuer_or_audience_is_401(
 
 def test_rs256_accepts_its_key_pair_only(rs256: httpx.Client, keys: dict[str, PrivateKey]) -> None:
     user = uid()
-    assert start(rs256, user, bearer(signed(claims(user), keys["rsa"]))).status_code == 201
-    unauthenticated(start(rs256, user, bearer(signed(claims(user), keys["rsa-other"])), "s2"))
-    unauthenticated(start(rs256, user, bearer(signed(claims(user), keys["ec"])), "s2"))
+    assert start(rs256, user, bearer(signed(provider(user), keys["rsa"]))).status_code == 201
+    unauthenticated(start(rs256, user, bearer(signed(provider(user), keys["rsa-other"])), "s2"))
+    unauthenticated(start(rs256, user, bearer(signed(provider(user), keys["ec"])), "s2"))
     unauthenticated(start(rs256, user, own(user), "s2"))  # HS256: not allowed with a public key
-    assert active(rs256, user, bearer(signed(claims("ops", "streams:admin"), keys["rsa"]))) == 1
+    assert active(rs256, user, bearer(signed(provider("ops", "streams:admin"), keys["rsa"]))) == 1
 
 
 def test_rs256_refuses_hs256_signed_with_its_public_key(
@@ -285,16 +336,16 @@ def test_rs256_refuses_hs256_signed_with_its_public_key(
 ) -> None:
     """The algorithm-confusion attack: the public PEM (known to all) used as an HMAC secret."""
     user = uid()
-    token = hmac_signed({"alg": "HS256", "typ": "JWT"}, claims(user), public_pem(keys["rsa"]))
+    token = hmac_signed({"alg": "HS256", "typ": "JWT"}, provider(user), public_pem(keys["rsa"]))
     unauthenticated(start(rs256, user, bearer(token)))
 
 
 def test_es256_accepts_its_key_pair_only(es256: httpx.Client, keys: dict[str, PrivateKey]) -> None:
     user = uid()
-    assert start(es256, user, bearer(signed(claims(user), keys["ec"]))).status_code == 201
-    unauthenticated(start(es256, user, bearer(signed(claims(user), keys["ec-other"])), "s2"))
-    unauthenticated(start(es256, user, bearer(signed(claims(user), keys["rsa"])), "s2"))
-    assert active(es256, user, bearer(signed(claims("ops", "streams:admin"), keys["ec"]))) == 1
+    assert start(es256, user, bearer(signed(provider(user), keys["ec"]))).status_code == 201
+    unauthenticated(start(es256, user, bearer(signed(provider(user), keys["ec-other"])), "s2"))
+    unauthenticated(start(es256, user, bearer(signed(provider(user), keys["rsa"])), "s2"))
+    assert active(es256, user, bearer(signed(provider("ops", "streams:admin"), keys["ec"]))) == 1
 
 
 # --- JWKS: two keys at once (rotation), chosen by kid -------------------------------------------
@@ -302,9 +353,10 @@ def test_es256_accepts_its_key_pair_only(es256: httpx.Client, keys: dict[str, Pr
 
 def test_jwks_accepts_both_keys_of_a_rotation(jwks: httpx.Client, keys: dict[str, PrivateKey]) -> None:
     user = uid()
-    assert start(jwks, user, bearer(signed(claims(user), keys["rsa"], "2025-rsa")), "old").status_code == 201
-    assert start(jwks, user, bearer(signed(claims(user), keys["ec"], "2026-ec")), "new").status_code == 201
-    assert active(jwks, user, bearer(signed(claims("ops", "streams:admin"), keys["ec"], "2026-ec"))) == 2
+    old, new = signed(provider(user), keys["rsa"], "2025-rsa"), signed(provider(user), keys["ec"], "2026-ec")
+    assert start(jwks, user, bearer(old), "old").status_code == 201
+    assert start(jwks, user, bearer(new), "new").status_code == 201
+    assert active(jwks, user, bearer(signed(provider("ops", "streams:admin"), keys["ec"], "2026-ec"))) == 2
 
 
 @pytest.mark.parametrize(
@@ -320,7 +372,7 @@ def test_jwks_refuses_unknown_kids_and_wrong_keys(
     jwks: httpx.Client, keys: dict[str, PrivateKey], key: str, kid: str | None
 ) -> None:
     user = uid()
-    unauthenticated(start(jwks, user, bearer(signed(claims(user), keys[key], kid))))
+    unauthenticated(start(jwks, user, bearer(signed(provider(user), keys[key], kid))))
 
 
 # --- the compat routes (/user/stream) under jwt ------------------------------------------------

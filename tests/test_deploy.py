@@ -622,7 +622,7 @@ def test_the_code_exports_every_metric_the_dashboard_reads() -> None:
     async def scrape() -> httpx.Response:
         # no lifespan: /healthz and /metrics need no store
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             assert (await client.get("/healthz")).status_code == 200
             return await client.get("/metrics")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,8 +110,13 @@ def test_access_log_is_one_json_line_per_request_only_when_on(
             r = c.post(f"/v1/users/{user}/streams", json={"stream_id": "s"}, headers={"X-Request-ID": "r1"})
             assert r.status_code == 201
     assert not [e for e in _json_lines(quiet.log_path) if e.get("logger") == "streamlimit.access"]
-    access = [e for e in _json_lines(loud.log_path) if e.get("logger") == "streamlimit.access"]
-    started = [e for e in access if e.get("route") == "start"]
+    deadline = time.monotonic() + 5  # the line is written just after the answer is sent
+    while True:
+        access = [e for e in _json_lines(loud.log_path) if e.get("logger") == "streamlimit.access"]
+        started = [e for e in access if e.get("route") == "start"]
+        if started or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert len(started) == 1, access
     entry = started[0]
     assert (entry["request_id"], entry["user_id"], entry["status"], entry["outcome"]) == (
@@ -137,7 +143,7 @@ def test_an_unexpected_error_is_a_500_problem_with_the_request_id_and_security_h
     async def main() -> None:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://app") as c:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
                 r = await c.get("/readyz", headers={"X-Request-ID": "bug-1"})
                 assert (r.status_code, r.json()["code"]) == (500, "internal_error")
                 assert r.headers["content-type"] == "application/problem+json"
@@ -155,7 +161,7 @@ def test_readiness_is_503_while_draining(ready_without_store: bool) -> None:
     async def main() -> None:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://app") as c:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
                 assert (await c.get("/readyz")).status_code == 200
                 app.state.draining = True  # what the SIGTERM handler sets
                 r = await c.get("/readyz")

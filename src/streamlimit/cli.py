@@ -88,12 +88,12 @@ def _metrics_folder(settings: Settings) -> Iterator[None]:
 def _run(settings: Settings) -> None:
     import uvicorn
 
-    from streamlimit.api import slow_clients
+    from streamlimit.api import head_limits
 
     uvicorn.run(
         "streamlimit.api.app:create_app_from_env",
         factory=True,
-        http=slow_clients.PROTOCOL,  # uvicorn's httptools protocol + request_timeout_s
+        http=head_limits.PROTOCOL,  # uvicorn's httptools protocol + request_timeout_s + head caps
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

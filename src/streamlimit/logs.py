@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from streamlimit.text import escaped, field_value
+
 _HANDLER_MARK = "_streamlimit"
 
 
@@ -34,15 +36,19 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record: the message with control characters escaped, then ``key=value``
+    fields (quoted when not plain), so no value a caller chose can start a line of its own; only
+    a traceback, the server's own text, follows on further lines."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
-        return line
+            line += " " + " ".join(f"{k}={field_value(v)}" for k, v in fields.items())
+        return escaped(line)
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:

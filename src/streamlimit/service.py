@@ -37,6 +37,7 @@ from streamlimit.models import (
 )
 from streamlimit.settings import Settings, is_plan_name
 from streamlimit.store.base import Store
+from streamlimit.text import UNSAFE_RULE, has_unsafe
 
 log = logging.getLogger("streamlimit.service")
 audit_log = logging.getLogger("streamlimit.audit")
@@ -169,6 +170,8 @@ class StreamService:
         check_id("stream_id", stream_id)
         if device is not None and len(device) > MAX_DEVICE_LEN:
             raise InvalidInput("device", f"device must be at most {MAX_DEVICE_LEN} characters")
+        if device is not None and has_unsafe(device):
+            raise InvalidInput("device", f"device must not contain {UNSAFE_RULE}")
         ttl_ms = self.policy.legacy_lease_ttl_ms if legacy else self.policy.lease_ttl_ms
         how = Start(self._evicts(on_limit), caller.actor, self.policy.starts_per_min, legacy)
         limits = self.policy.limits(caller.plan)

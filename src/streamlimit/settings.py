@@ -42,9 +42,12 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # "::ffff:127.0.0.1", from a dual-stack socket
+    return address.is_loopback
 
 
 class Settings(BaseSettings):
@@ -142,6 +145,7 @@ class Settings(BaseSettings):
                     f"{ENV_PREFIX}AUTH=jwt needs exactly one of {ENV_PREFIX}JWT_SECRET, "
                     f"{ENV_PREFIX}JWT_PUBLIC_KEY_FILE and {ENV_PREFIX}JWKS_FILE"
                 )
+            self._check_provider_claims()
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value().encode()) < 32:
             raise ValueError(f"{ENV_PREFIX}JWT_SECRET must be at least 32 bytes (HS256, RFC 7518 3.2)")
         if self.auth == "api_key" and self.api_keys_file is None:
@@ -151,6 +155,24 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}AUTH=none on {self.host} would let anyone on the network stop anyone's "
                 f"streams: set {ENV_PREFIX}AUTH (jwt, api_key), listen on 127.0.0.1, or set "
                 f"{ENV_PREFIX}INSECURE_NO_AUTH=1"
+            )
+
+    def _check_provider_claims(self) -> None:
+        """An identity provider's keys also sign tokens for its other APIs and tenants: only
+        iss and aud tell ours apart (RFC 8725 3.8-3.9). A shared HS256 secret is ours alone."""
+        keys = self.jwt_public_key_file or self.jwks_file
+        if keys is None:
+            return
+        missing = [
+            f"{ENV_PREFIX}{name.upper()}"
+            for name in ("jwt_issuer", "jwt_audience")
+            if not getattr(self, name)
+        ]
+        if missing:
+            given = "JWT_PUBLIC_KEY_FILE" if self.jwt_public_key_file else "JWKS_FILE"
+            raise ValueError(
+                f"{ENV_PREFIX}{given} needs {' and '.join(missing)}: an identity provider's keys sign "
+                "tokens for its other APIs too, and only iss and aud tell this service's apart"
             )
 
     @field_validator("plans")

@@ -1,4 +1,7 @@
-"""Output of the remote CLI commands: aligned tables and one-line summaries for people, JSON for scripts."""
+"""Output of the remote CLI commands: aligned tables and one-line summaries for people, JSON for scripts.
+
+Every value from the server is printed escaped (``text.escaped``): a device label or an actor's
+name cannot clear the terminal, add a row, or reorder a line."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamlimit.client.types import Event, LeaseInfo, LimitInfo, StartInfo, StreamInfo, StreamList
+from streamlimit.text import escaped
 
 
 def to_json(value: object) -> str:
@@ -28,7 +32,7 @@ def to_json(value: object) -> str:
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """Columns left-aligned to their widest cell, two spaces apart."""
-    lines = [list(header), *(list(r) for r in rows)]
+    lines = [list(header), *([escaped(cell) for cell in r] for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
@@ -60,7 +64,7 @@ def _source(limit_source: str, plan: str | None) -> str:
 
 def stream_list(s: StreamList) -> str:
     head = f"{s.user_id}: {s.active} of {s.limit} active, {_source(s.limit_source, s.plan)}"
-    return f"{head}, {s.remaining} remaining\n{streams_table(s.streams)}"
+    return escaped(f"{head}, {s.remaining} remaining") + f"\n{streams_table(s.streams)}"
 
 
 def started(s: StartInfo) -> str:
@@ -73,21 +77,24 @@ def started(s: StartInfo) -> str:
         line += f"; evicted {evicted.stream_id}{device}"
     if s.degraded:
         line += "; degraded: the store is down, the stream was not recorded"
-    return line + f"\nheartbeat every {s.heartbeat_interval_s:g}s; expires in {expires_in(s.expires_at)}"
+    return (
+        escaped(line)
+        + f"\nheartbeat every {s.heartbeat_interval_s:g}s; expires in {expires_in(s.expires_at)}"
+    )
 
 
 def renewed(s: LeaseInfo) -> str:
     verb = "admitted again" if s.readmitted else "renewed"
     line = f"{verb} {s.stream_id} for {s.user_id}: expires in {expires_in(s.expires_at)}"
-    return line + ("; degraded: the store is down" if s.degraded else "")
+    return escaped(line + ("; degraded: the store is down" if s.degraded else ""))
 
 
 def limit(i: LimitInfo) -> str:
-    return f"{i.user_id}: limit {i.limit} ({_source(i.limit_source, i.plan)})"
+    return escaped(f"{i.user_id}: limit {i.limit} ({_source(i.limit_source, i.plan)})")
 
 
 def events(user_id: str, evs: Sequence[Event]) -> str:
     if not evs:
-        return f"{user_id}: no events"
+        return escaped(f"{user_id}: no events")
     rows = [(stamp(e.at), e.action, e.actor or "-", ",".join(e.streams) or "-") for e in evs]
     return table(("AT", "ACTION", "ACTOR", "STREAMS"), rows)

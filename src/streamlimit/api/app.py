@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from streamlimit import logs
 from streamlimit.api import accounts, compat, console, headers, health, lifecycle, openapi, v1
 from streamlimit.api.client_address import trusted_networks
+from streamlimit.api.loopback import LoopbackOnly
 from streamlimit.api.observe import Observe
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
@@ -48,21 +49,22 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     routes = [*v1.ROUTES, *accounts.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES, *console.ROUTES]
     if metrics is not None:
         routes.append(health.metrics_route(metrics))
-    middleware = [
-        Middleware(Observe, metrics, settings.access_log, settings.access_log_sample),
-        *headers.middleware(settings),
-    ]
+    middleware = [Middleware(Observe, metrics, settings.access_log, settings.access_log_sample)]
+    if settings.auth == "none" and not settings.insecure_no_auth:
+        middleware.append(Middleware(LoopbackOnly))
+    middleware += headers.middleware(settings)
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.auth = authenticator_from(settings)  # a bad key file stops start-up here
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.state.draining = False
     app.state.ready_without_store = settings.ready_without_store
-    if settings.auth == "none":
+    if settings.auth == "none":  # the address is the server's to say: uvicorn --host bypasses HOST
         log.warning(
-            "STREAMLIMIT_AUTH=none: anyone who can reach %s:%d may start and stop anyone's streams "
-            "(development only; see README 'Securing it')",
-            settings.host,
-            settings.port,
+            "STREAMLIMIT_AUTH=none: anyone who can reach this service may start and stop anyone's "
+            "streams; %s (development only; see README 'Securing it')",
+            "INSECURE_NO_AUTH: requests to any address are served"
+            if settings.insecure_no_auth
+            else "only requests to a loopback address, naming a loopback Host, are served",
         )
     return app
 

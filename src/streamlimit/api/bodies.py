@@ -71,6 +71,29 @@ def as_object(members: Members, allowed: Collection[str]) -> dict[str, Any]:
     return body
 
 
+def _is_json_type(content_type: bytes) -> bool:
+    """``application/json`` or ``application/<anything>+json``, parameters allowed."""
+    media = content_type.partition(b";")[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def refuse_unlabelled_body(headers: list[tuple[bytes, bytes]]) -> None:
+    """415 for a request that carries a body (a Content-Length above 0, or chunked) not labelled
+    JSON: a browser sends a cross-site form or text/plain POST without asking, never JSON."""
+    length, chunked, ctype = b"", False, b""
+    for name, value in headers:
+        if name == b"content-length":
+            length = value.strip().lstrip(b"0")
+        elif name == b"transfer-encoding":
+            chunked = True
+        elif name == b"content-type":
+            ctype = value
+    if (length or chunked) and not _is_json_type(ctype):
+        raise Problem(
+            415, "unsupported_media_type", "a request body must be JSON (Content-Type: application/json)"
+        )
+
+
 async def json_object(request: Request, allowed: Collection[str]) -> dict[str, Any]:
     """The body as a JSON object with only ``allowed`` members, each once; an empty body is ``{}``."""
     raw = await read_body(request)

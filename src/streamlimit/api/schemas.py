@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamlimit.ids import ID_PATTERN, MAX_DEVICE_LEN, MAX_LIMIT
+from streamlimit.text import SAFE_TEXT_PATTERN, UNSAFE_RULE
 
 ID = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}
 TIME = {"type": "string", "format": "date-time", "example": "2026-11-28T10:00:00.000Z"}
@@ -93,7 +94,13 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "stream_id": {**ID, "nullable": True},
-            "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
+            "device": {
+                "type": "string",
+                "nullable": True,
+                "maxLength": MAX_DEVICE_LEN,
+                "pattern": SAFE_TEXT_PATTERN,
+                "description": f"a label shown in lists; no {UNSAFE_RULE}",
+            },
         },
     },
     "LimitRequest": {

@@ -12,8 +12,8 @@ When it expires the connection is closed: silently if no request was begun, afte
 ``request_timeout`` problem when a request was cut short and no answer was started (a handler
 still waiting for that body is told the client left, so its answer is dropped, not written).
 
-``streamlimit serve`` passes it to uvicorn by reference (``http="module:Class"``), so every
-worker process imports it; each process reads the timeout from its settings once.
+``api.head_limits.HeadLimitProtocol`` builds on it, and is what ``streamlimit serve`` passes to
+uvicorn; each worker process reads the timeout from its settings once.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from http import HTTPStatus
 from typing import Any, Literal
 
 import msgspec
@@ -32,8 +33,6 @@ from streamlimit.settings import Settings
 
 log = logging.getLogger("streamlimit.api")
 
-PROTOCOL = "streamlimit.api.slow_clients:SlowClientProtocol"
-
 
 @functools.cache
 def request_timeout_s() -> float:
@@ -41,20 +40,22 @@ def request_timeout_s() -> float:
     return Settings().request_timeout_s
 
 
-def _timeout_response(
-    timeout_s: float, path: str | None, default_headers: list[tuple[bytes, bytes]]
+def early_answer(
+    status: int, code: str, detail: str, path: str | None, default_headers: list[tuple[bytes, bytes]]
 ) -> bytes:
+    """A whole problem+json answer, written by the protocol itself (no app involved), that
+    closes the connection: for a request cut short, or refused before its head was whole."""
     problem: dict[str, Any] = {
-        "type": "urn:streamlimit:problem:request_timeout",
-        "title": "Request Timeout",
-        "status": 408,
-        "detail": f"the request was not received whole within {timeout_s:g} s",
-        "code": "request_timeout",
+        "type": f"urn:streamlimit:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
     }
     if path is not None:
         problem["instance"] = path
     body = msgspec.json.encode(problem)
-    head = [STATUS_LINE[408]]
+    head = [STATUS_LINE[status]]
     for name, value in default_headers:
         head += [name, b": ", value, b"\r\n"]
     head += [
@@ -152,7 +153,8 @@ class SlowClientProtocol(HttpToolsProtocol):
                 cycle.disconnected = True
                 cycle.message_event.set()
             path = self.scope.get("path") if self._receiving == "body" else None
+            detail = f"the request was not received whole within {self.request_timeout_s:g} s"
             self.transport.write(
-                _timeout_response(self.request_timeout_s, path, self.server_state.default_headers)
+                early_answer(408, "request_timeout", detail, path, self.server_state.default_headers)
             )
         self.transport.close()

@@ -57,11 +57,18 @@ def authenticator_from(settings: Settings) -> Authenticator:
     return NoAuth()
 
 
+# the longest credential read, checked before any parsing: a bearer token over nginx's 8 KiB header
+# line would not pass a proxy in front either; our API keys are 47 characters
+MAX_CREDENTIAL_BYTES = {"authorization": 8 * 1024, "x-api-key": 256}
+
+
 def credential(headers: Mapping[str, str], name: str, prefix: str = "") -> str:
     """The value of header ``name`` after ``prefix`` (case-insensitive), or Unauthenticated."""
     value = headers.get(name)
     if not value:
         raise Unauthenticated(f"missing {name} header")
+    if len(value) > MAX_CREDENTIAL_BYTES[name]:
+        raise Unauthenticated(f"the {name} header is longer than {MAX_CREDENTIAL_BYTES[name]} bytes")
     if prefix:
         scheme, _, rest = value.partition(" ")
         if scheme.lower() != prefix.lower() or not rest.strip():
