@@ -302,6 +302,7 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
     limits = {user: 10 + i for i, user in enumerate(NEIGHBOURS)}
     cleared: set[str] = set()
     ended: dict[str, list[str]] = {}  # user -> its stopped streams' tombstones
+    signed_out: set[str] = set()  # users who stopped all their streams
     admitted: dict[str, float] = {}  # user -> just before their last admission was sent
     epochs: dict[str, int] = {}  # user -> the epoch of their last v1 admission
     trails: dict[str, list[tuple[str, list[str]]]] = {user: [("limit_set", [])] for user in NEIGHBOURS}
@@ -356,6 +357,7 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
         fixed |= {key(u, "limit") for u in expected if u not in cleared}
         fixed |= {key(u, "events") for u in expected}
         fixed |= {key(u, "evicted") for u in ended}
+        fixed |= {key(u, "stops") for u in signed_out}  # the stop-all budget, for a while
         assert found - rate - lingering == fixed
         for user, stopped in ended.items():  # a tombstone per stopped stream, in its own key
             assert sorted(store.hkeys(key(user, "evicted"))) == sorted(stopped), user
@@ -382,6 +384,7 @@ def test_ids_with_colons_and_ats_touch_only_their_own_keys(client: httpx.Client,
     assert client.delete("/v1/users/u:a/streams/a").status_code == 204  # the user's own: no event
     limits["a:b"], cleared = 3, {"a:b"}
     ended.update({"a": NEIGHBOURS["a"], "u:a": ["a"]})
+    signed_out.add("a")
     trails["a"].insert(0, ("stopped_all", sorted(NEIGHBOURS["a"])))
     trails["a:b"].insert(0, ("limit_cleared", []))
     after = {**active, "a": [], "u:a": ["u"]}
