@@ -188,7 +188,7 @@ def test_only_admins_change_plans_and_limits_and_only_to_configured_plans(jwt_sv
 
     for unknown in ("gold", "Basic", ""):  # a string naming no configured plan: no such plan
         r = c.put(f"/v1/users/{user}/plan", json={"plan": unknown}, headers=admin)
-        assert problem(r, 404, "unknown_plan")["field"] == "plan", unknown
+        assert problem(r, 422, "unknown_plan")["field"] == "plan", unknown
     for bad in (4, None, ["basic"]):
         r = c.put(f"/v1/users/{user}/plan", json={"plan": bad}, headers=admin)
         assert problem(r, 422, "invalid_body")["field"] == "plan", bad

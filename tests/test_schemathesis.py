@@ -25,12 +25,14 @@ import redis
 import schemathesis
 from schemathesis import Case
 
-from streamlimit.api.openapi import SPEC
+from streamlimit.api.openapi import document
 from streamlimit.auth.mint import mint_token
 from streamlimit.ids import is_valid_id
 from streamlimit.store.keys import PATTERN, TYPES
 from tests.servers import RedisServer, Service, free_port
 
+PLANS = "basic=1,premium=4"  # every fuzzed service has these: a PUT plan is one of their names
+SPEC = document(("basic", "premium"))
 MAX_EXAMPLES = 30  # per operation, fuzzing phase (the coverage phase adds its own cases)
 CHECKS = [
     "not_a_server_error",
@@ -78,7 +80,7 @@ SEEN: defaultdict[str, Counter[int]] = defaultdict(Counter)
 @pytest.fixture(scope="module")
 def service(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     redis_server.command("FLUSHALL")
-    svc = Service(redis_server.url, tmp_path_factory.mktemp("schemathesis") / "svc.log").start()
+    svc = Service(redis_server.url, tmp_path_factory.mktemp("schemathesis") / "svc.log", plans=PLANS).start()
     yield svc
     svc.stop()
 
@@ -151,7 +153,7 @@ def outage_service(
     policy = request.param
     log = tmp_path_factory.mktemp(f"schemathesis-outage-{policy}") / "svc.log"
     down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    svc = Service(down, log, on_store_error=policy, store_timeout_ms=50).start()
+    svc = Service(down, log, on_store_error=policy, store_timeout_ms=50, plans=PLANS).start()
     yield svc
     svc.stop()
     assert "Traceback" not in log.read_text()
@@ -175,7 +177,7 @@ auth_schema = schemathesis.openapi.from_dict(SPEC, config=config("all", 10, CHEC
 @pytest.fixture(scope="module")
 def jwt_service(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     log = tmp_path_factory.mktemp("schemathesis-jwt") / "svc.log"
-    svc = Service(redis_server.url, log, auth="jwt", jwt_secret=JWT_SECRET, plans="basic=1,premium=4").start()
+    svc = Service(redis_server.url, log, auth="jwt", jwt_secret=JWT_SECRET, plans=PLANS).start()
     yield svc
     svc.stop()
     text = log.read_text()

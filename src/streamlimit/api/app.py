@@ -56,6 +56,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.auth = authenticator_from(settings)  # a bad key file stops start-up here
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
+    app.state.openapi = openapi.document([name for name, _ in settings.plan_limits])
     app.state.draining = False
     app.state.ready_without_store = settings.ready_without_store
     if settings.auth == "none":  # the address is the server's to say: uvicorn --host bypasses HOST

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -202,7 +204,7 @@ _PATHS: dict[str, Any] = {
     "/v1/users/{user_id}/plan": {
         "parameters": _USER,
         "put": {
-            "summary": "Put the user on a configured plan (admin); 404 `unknown_plan` for another name",
+            "summary": "Put the user on a configured plan (admin); 422 `unknown_plan` for another name",
             "requestBody": _body(ref("PlanRequest")),
             "responses": {"200": _json(ref("Limit"), "limit"), **_BAD},
         },
@@ -295,8 +297,19 @@ _DOCS_HTML = """<!doctype html>
 </body></html>"""
 
 
+def document(plans: Sequence[str] = ()) -> dict[str, Any]:
+    """The document of a service with these plans: a plan set by PUT is one of their names (any
+    other is a 422 ``unknown_plan``, as the schema then says)."""
+    if not plans:
+        return SPEC
+    doc = copy.deepcopy(SPEC)
+    doc["components"]["schemas"]["PlanRequest"]["properties"]["plan"]["enum"] = list(plans)
+    return doc
+
+
 async def openapi(request: Request) -> Response:
-    return json(SPEC)
+    found: dict[str, Any] = request.app.state.openapi
+    return json(found)
 
 
 async def docs(request: Request) -> Response:

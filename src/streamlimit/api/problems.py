@@ -150,7 +150,7 @@ async def _stopped(request: Request, exc: Exception) -> Response:
 
 
 async def _unknown_plan(request: Request, exc: Exception) -> Response:
-    return problem_response(request, 404, "unknown_plan", str(exc), {"field": "plan"})
+    return problem_response(request, 422, "unknown_plan", str(exc), {"field": "plan"})
 
 
 def _budget_spent(code: str, what: str) -> Callable[[Request, Exception], Awaitable[Response]]:
