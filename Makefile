@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 SOAK_S ?= 300
+# `make run` serves these plans unless STREAMLIMIT_PLANS is set (the README's walkthrough uses them)
+DEMO_PLANS ?= basic=1,standard=2,premium=4
 
 .PHONY: install run test lint typecheck unit soak bench clean
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(BIN)/streamlimit serve
+	STREAMLIMIT_PLANS="$${STREAMLIMIT_PLANS-$(DEMO_PLANS)}" $(BIN)/streamlimit serve
 
 lint: install
 	$(BIN)/ruff check src tests bench
