@@ -90,6 +90,10 @@ def test_the_served_document_is_the_one_fuzzed(service: Service) -> None:
     assert served.status_code == 200
     assert served.json() == SPEC
     assert len(OPERATIONS) == 17, OPERATIONS  # every v1, compat and health operation
+    tags = {
+        m.upper(): op.get("tags") for item in SPEC["paths"].values() for m, op in item.items() if m in METHODS
+    }
+    assert set(map(tuple, tags.values())) <= {("streams",), ("accounts",), ("compat",), ("health",)}, tags
 
 
 schema = schemathesis.openapi.from_dict(SPEC, config=config("all", MAX_EXAMPLES, CHECKS))

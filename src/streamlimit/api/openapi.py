@@ -269,6 +269,30 @@ _PATHS: dict[str, Any] = {
     },
 }
 
+TAGS = {
+    "streams": "Players' leases: start, heartbeat, stop, list",
+    "accounts": "Per-user limits, plans and the audit trail",
+    "compat": "The original service's /user/stream API, on the same rules",
+    "health": "Liveness and readiness",
+}
+
+
+def _tag(path: str) -> str:
+    if path.startswith("/user/"):
+        return "compat"
+    if path.endswith(("/limit", "/plan", "/events")):
+        return "accounts"
+    return "streams" if path.startswith("/v1/") else "health"
+
+
+def _tagged(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation with its tag, so /docs groups them."""
+    return {
+        path: {m: op if m == "parameters" else {**op, "tags": [_tag(path)]} for m, op in item.items()}
+        for path, item in paths.items()
+    }
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -277,7 +301,8 @@ SPEC: dict[str, Any] = {
         "description": "Concurrent stream limiter: leases with heartbeats. Errors are "
         "RFC 9457 problem+json with a stable `code` member.",
     },
-    "paths": _PATHS,
+    "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
+    "paths": _tagged(_PATHS),
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {
