@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,6 +46,35 @@ def sentinel_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentine
         yield g.start()
     finally:
         g.stop()
+
+
+def redis_binary() -> str:
+    """Debian's redis-server (Redis 7), beside the bundled Valkey: the rules are checked on both."""
+    found = shutil.which("redis-server")
+    if found is None:
+        pytest.skip("Debian's redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def redis7_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis 7 server (Debian's redis-server) for the session."""
+    server = RedisServer(tmp_path_factory.mktemp("redis7"), binary=redis_binary())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["valkey", "redis"])
+def any_private_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of this test's own, once bundled Valkey and once Redis 7."""
+    binary = None if request.param == "valkey" else redis_binary()
+    server = RedisServer(tmp_path / "private-store", binary=binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

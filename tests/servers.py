@@ -44,12 +44,16 @@ def _wait(check: object, what: str, timeout_s: float = 15.0) -> None:
 
 
 class RedisServer:
-    """valkey-server on a loopback port; may be stopped, killed, paused and started again."""
+    """valkey-server (or ``binary``, e.g. Debian's redis-server) on a loopback port; may be
+    stopped, killed, paused and started again."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *extra: str) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *extra: str, binary: str | None = None
+    ) -> None:
         self.port = port or free_port()
         self.data_dir = data_dir
         self.extra = extra
+        self.binary = binary
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,7 +63,7 @@ class RedisServer:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            server_binary(),
+            self.binary or server_binary(),
             "--port",
             str(self.port),
             "--bind",
@@ -75,7 +79,7 @@ class RedisServer:
             *self.extra,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
-        _wait(self.answers, f"valkey-server on :{self.port}")
+        _wait(self.answers, f"{Path(self.binary or server_binary()).name} on :{self.port}")
 
     def start_sentinel(self, conf: Path) -> None:
         """Run as a Sentinel with the (writable) config file ``conf``."""

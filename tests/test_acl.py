@@ -123,17 +123,17 @@ def snapshot(raw: Redis) -> list[Any]:
 
 
 @pytest.fixture
-def admin(private_store: RedisServer) -> Redis:
-    return Redis(port=private_store.port)
+def admin(any_private_store: RedisServer) -> Redis:
+    return Redis(port=any_private_store.port)
 
 
 def test_every_branch_of_every_script_runs_under_the_documented_acl(
-    private_store: RedisServer, admin: Redis
+    any_private_store: RedisServer, admin: Redis
 ) -> None:
     assert admin.execute_command(  # type: ignore[no-untyped-call]
         *documented_acl().split()
     ) in (b"OK", "OK", True)
-    url = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{private_store.port}/0"
+    url = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{any_private_store.port}/0"
 
     async def main() -> None:
         store = RedisStore(PipelinedClient.from_url(url, 2.0))
@@ -156,14 +156,16 @@ def test_every_branch_of_every_script_runs_under_the_documented_acl(
 
 
 @pytest.mark.parametrize("read", READS)
-def test_a_script_refused_a_read_writes_nothing(private_store: RedisServer, admin: Redis, read: str) -> None:
+def test_a_script_refused_a_read_writes_nothing(
+    any_private_store: RedisServer, admin: Redis, read: str
+) -> None:
     """Reads come before writes in every script: refused a read (here by the ACL), each call fails
     and leaves the user's keys exactly as they were, never half-written."""
     rule = " ".join(word for word in documented_acl().split() if word != f"+{read}")
-    url = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{private_store.port}/0"
+    url = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{any_private_store.port}/0"
 
     async def main() -> None:
-        full = RedisStore(PipelinedClient.from_url(f"redis://127.0.0.1:{private_store.port}/0", 2.0))
+        full = RedisStore(PipelinedClient.from_url(f"redis://127.0.0.1:{any_private_store.port}/0", 2.0))
         limited = RedisStore(PipelinedClient.from_url(url, 2.0))
         try:
             # some state for every branch to find: three leases, a tombstone, an event, a budget

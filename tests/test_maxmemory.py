@@ -18,11 +18,11 @@ from tests.servers import RedisServer
 LIMITS = Limits(3)
 
 
-def test_heartbeats_renew_and_starts_are_refused_cleanly_at_maxmemory(private_store: RedisServer) -> None:
-    admin = Redis(port=private_store.port)
+def test_heartbeats_renew_and_starts_are_refused_cleanly_at_maxmemory(any_private_store: RedisServer) -> None:
+    admin = Redis(port=any_private_store.port)
 
     async def main() -> None:
-        store = RedisStore(PipelinedClient.from_url(private_store.url, 2.0))
+        store = RedisStore(PipelinedClient.from_url(any_private_store.url, 2.0))
         try:
             first = await store.start("u", "a", "tv", 1_000, LIMITS, Start())
             assert first.stream is not None

@@ -512,3 +512,13 @@ def test_redis_store_matches_the_model(redis_server: RedisServer) -> None:
         server = redis_server
 
     run_state_machine_as_test(OnTheSessionServer, settings=REDIS_SETTINGS)
+
+
+@pytest.mark.timeout(300)
+def test_redis7_store_matches_the_model(redis7_server: RedisServer) -> None:
+    """The same on Redis 7 (Debian's redis-server): the scripts' commands behave alike there."""
+
+    class OnRedis7(RedisMachine):
+        server = redis7_server
+
+    run_state_machine_as_test(OnRedis7, settings=REDIS_SETTINGS)
