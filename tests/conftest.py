@@ -11,6 +11,19 @@ from tests.servers import RedisServer, Service
 from tests.topologies import Cluster, SentinelGroup
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test must have its own node id: pytest-xdist (``make test``) schedules by node id and
+    runs a duplicate once. schemathesis names each operation's item ``test_api[POST /path]`` but,
+    without a parametrize callspec, leaves every one the node id ``...::test_api``: such an item
+    gets the id its name says."""
+    seen: set[str] = set()
+    for item in items:
+        if item.nodeid.rpartition("::")[2] != item.name and item.parent is not None:
+            item._id = item.parent.id.child(item.name)  # pytest 9's structured node id
+        assert item.nodeid not in seen, f"two tests share the node id {item.nodeid}"
+        seen.add(item.nodeid)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One valkey-server for the session, started from the bundled binary."""
