@@ -308,6 +308,7 @@ def test_cancelling_the_block_from_elsewhere_stays_a_cancellation_and_stops_the_
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_heartbeats_ride_out_a_store_outage(
     private_store: RedisServer, service_factory: Callable[..., Service]
 ) -> None:

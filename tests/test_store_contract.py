@@ -48,7 +48,16 @@ class Backend:
         asyncio.run(main())
 
 
-@pytest.fixture(params=["memory", "redis", "embedded", "cluster", "sentinel"])
+# memory:// is the fast tier (make test-quick); the real servers run in make test
+SLOW = pytest.mark.slow
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        *(pytest.param(name, marks=SLOW) for name in ("redis", "embedded", "cluster", "sentinel")),
+    ]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "memory":
         yield Backend("memory", "memory://", 90_000, FakeClock())
@@ -227,6 +236,7 @@ async def test_users_are_independent(s: Store, b: Backend) -> None:
     assert (await s.start("u1", "b", None, b.ttl_ms, Limits(1), Start())).status is StartStatus.REFUSED
 
 
+@pytest.mark.slow
 def test_an_idle_user_leaves_only_its_limit_override_and_audit_trail_behind(
     redis_server: RedisServer,
 ) -> None:
