@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 SOAK_S ?= 300
 # pytest workers for make test: the suite mostly waits on servers and sockets, so more workers
 # than cores pays (measured in README "Development"); loadfile keeps a module's fixtures on one worker
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 
 .PHONY: install run test test-quick lint typecheck unit soak bench clean
 
