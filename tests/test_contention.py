@@ -22,8 +22,6 @@ import pytest
 
 from tests.servers import RedisServer, Service
 
-pytestmark = pytest.mark.slow  # many processes racing on one store
-
 LIMIT = 3  # the default limit
 START_TRIALS = 5
 STARTS = 240  # simultaneous starts per trial, half to each process

@@ -21,8 +21,6 @@ from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
 from tests.servers import Service
 
-pytestmark = pytest.mark.slow  # starts, kills and restarts embedded servers
-
 
 def _server_pid(path: Path) -> int:
     """The pid of the valkey-server serving ``path`` (read from INFO server)."""

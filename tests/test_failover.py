@@ -24,8 +24,6 @@ from tests.storm.driver import SERVICE_SETTINGS, Plan
 from tests.storm.soak import storm, summary
 from tests.topologies import Cluster, SentinelGroup, until
 
-pytestmark = pytest.mark.slow  # kills Cluster and Sentinel primaries under load
-
 CLIENTS, USERS, SECONDS, KILL_AT_S = 200, 60, 14.0, 4.0
 SERVING_AGAIN_S = 12.0  # bound: kill -> normal answers for the victim's users
 

@@ -27,8 +27,6 @@ import redis.asyncio as aioredis
 
 from tests.servers import RedisServer, Service, free_port
 
-pytestmark = pytest.mark.slow  # kills and pauses stores and services under load
-
 Factory = Callable[..., Service]
 
 LIMIT = 3  # the default limit

@@ -36,8 +36,6 @@ from tests.test_faults import (
     unavailable,
 )
 
-pytestmark = pytest.mark.slow  # crashes and restarts stores
-
 Factory = Callable[..., Service]
 
 # admitters start new streams back to back, far past the per-user start budget, which has its

@@ -36,8 +36,6 @@ from streamlimit.settings import Settings
 from streamlimit.store.keys import KINDS, PATTERN, TYPES, user_keys
 from tests.servers import RedisServer, Service
 
-pytestmark = pytest.mark.slow  # slow and hostile clients, cut by real timeouts
-
 TIMEOUT_S = 1.0  # the service's REQUEST_TIMEOUT_S: short, so no test sleeps long
 CUT_MARGIN_S = 1.5  # how late past TIMEOUT_S a cut may come on a loaded 2-core machine
 JSON_TYPE = {"content-type": "application/json"}

@@ -26,8 +26,6 @@ from streamlimit.store.connect import store_client
 from streamlimit.store.redis import RedisStore
 from tests.servers import RedisServer, Service
 
-pytestmark = pytest.mark.slow  # stores down and paused, waited out in real time
-
 TIMEOUT_MS = 300
 FAST_S = 1.5  # any answer while the store is out: well under 2 s; a hang would exceed it
 # one request at a time, store paused: the timeout, plus as much again for HTTP and a stalled

@@ -31,8 +31,6 @@ from streamlimit.ids import is_valid_id
 from streamlimit.store.keys import PATTERN, TYPES
 from tests.servers import RedisServer, Service, free_port
 
-pytestmark = pytest.mark.slow  # fuzzes every operation against real services
-
 MAX_EXAMPLES = 30  # per operation, fuzzing phase (the coverage phase adds its own cases)
 CHECKS = [
     "not_a_server_error",

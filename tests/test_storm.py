@@ -10,13 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from tests.servers import Service
 from tests.storm.driver import SERVICE_SETTINGS, Plan
 from tests.storm.soak import storm, summary
-
-pytestmark = pytest.mark.slow  # 18 s of storm
 
 PROCESSES, CLIENTS, USERS, SECONDS = 4, 500, 100, 18.0
 

@@ -26,8 +26,6 @@ from tests.servers import RedisServer
 from tests.test_contention import Pair, exact_limit_trials, over_limit_trials, running_pair
 from tests.topologies import Cluster, SentinelGroup, cmd
 
-pytestmark = pytest.mark.slow  # Cluster and Sentinel
-
 
 @pytest.fixture(scope="module", params=["cluster", "sentinel"])
 def topology_pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
