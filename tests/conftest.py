@@ -34,10 +34,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow modules' tests are marked slow. Every test must have its own node id: pytest-xdist (``make test``) schedules by node id and
-    runs a duplicate once. schemathesis names each operation's item ``test_api[POST /path]`` but,
-    without a parametrize callspec, leaves every one the node id ``...::test_api``: such an item
-    gets the id its name says."""
+    """The slow modules' tests are marked slow. Every test must have its own node id:
+    pytest-xdist (``make test``) schedules by node id and runs a duplicate once. schemathesis
+    names each operation's item ``test_api[POST /path]`` but, without a parametrize callspec,
+    leaves every one the node id ``...::test_api``: such an item gets the id its name says."""
     seen: set[str] = set()
     for item in items:
         if item.path.name in SLOW_MODULES:
