@@ -121,8 +121,8 @@ def test_check_reports_an_unreachable_store(capsys: pytest.CaptureFixture[str]) 
 def test_check_says_what_it_checked(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--store-url", redis_url, "--default-limit", "4"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"ok: settings valid ({len(Settings.model_fields)} settings; not at their default: "
-        "STREAMLIMIT_DEFAULT_LIMIT, STREAMLIMIT_STORE_URL)",
+        f"ok: settings valid ({len(Settings.model_fields)} settings; given: "
+        "STREAMLIMIT_DEFAULT_LIMIT, STREAMLIMIT_STORE_URL; the rest default)",
         f"ok: store {redis_url} answers and holds the service's Lua scripts",
     ]
 

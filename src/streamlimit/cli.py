@@ -120,8 +120,8 @@ def check(args: argparse.Namespace) -> int:
     settings, _ = _settings(args)
     for warning in unknown_variables(os.environ):
         print(f"warning: {warning}", file=sys.stderr)
-    changed = sorted(f"{ENV_PREFIX}{n.upper()}" for n in settings.model_fields_set)
-    passed, lines = asyncio.run(startup.check_report(settings, changed))
+    given = sorted(f"{ENV_PREFIX}{n.upper()}" for n in settings.model_fields_set)
+    passed, lines = asyncio.run(startup.check_report(settings, given))
     print("\n".join(lines), file=sys.stdout if passed else sys.stderr)
     return 0 if passed else 1
 

@@ -74,10 +74,11 @@ def banner(settings: Settings) -> str:
     )
 
 
-async def check_report(settings: Settings, changed: list[str]) -> tuple[bool, list[str]]:
-    """(passed, what was checked, one line each): the settings, then the store."""
-    set_by = ", ".join(changed) if changed else "none"
-    lines = [f"ok: settings valid ({len(Settings.model_fields)} settings; not at their default: {set_by})"]
+async def check_report(settings: Settings, given: list[str]) -> tuple[bool, list[str]]:
+    """(passed, what was checked, one line each): the settings (``given``: the variables of
+    those not left at their default), then the store."""
+    named = ", ".join(given) if given else "none"
+    lines = [f"ok: settings valid ({len(Settings.model_fields)} settings; given: {named}; the rest default)"]
     store_url = shown_url(settings.store_url)
     if scheme_of(settings.store_url) == "memory":
         lines.append("ok: store memory:// (in this process: nothing to reach; for tests and demos)")
