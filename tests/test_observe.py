@@ -152,6 +152,7 @@ def test_access_log_is_one_json_line_per_request_only_when_on(
         with httpx.Client(base_url=svc.url, timeout=5) as c:
             r = c.post(f"/v1/users/{user}/streams", json={"stream_id": "s"}, headers={"X-Request-ID": "r1"})
             assert r.status_code == 201
+        svc.stop()  # the line is written after the answer is sent: read the log once it is whole
     assert not [e for e in _json_lines(quiet.log_path) if e.get("logger") == "streamlimit.access"]
     access = [e for e in _json_lines(loud.log_path) if e.get("logger") == "streamlimit.access"]
     started = [e for e in access if e.get("route") == "start"]
