@@ -85,6 +85,7 @@ def test_evictions_and_both_refusals_are_counted_at_the_start() -> None:
     assert samples(text, "process_open_fds")[""] > 0
 
 
+@pytest.mark.slow  # two worker processes
 def test_two_workers_report_one_set_of_metrics(redis_url: str, service_factory: Factory) -> None:
     svc = service_factory(redis_url, workers=2, default_limit=1, start_rate_per_min=0)
     with httpx.Client(base_url=svc.url, timeout=5) as c:

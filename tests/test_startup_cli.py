@@ -21,6 +21,7 @@ def _startup_lines(svc: Service) -> list[str]:
     return [line for line in svc.log_path.read_text().splitlines() if f"streamlimit {__version__} " in line]
 
 
+@pytest.mark.slow  # three service processes and an embedded server
 def test_start_up_says_once_the_version_urls_and_store(service_factory: Factory, tmp_path: Path) -> None:
     store = tmp_path / "store"
     first = service_factory(f"embedded://{store}", workers=2)
