@@ -76,7 +76,7 @@ def banner(settings: Settings) -> str:
 
 async def check_report(settings: Settings, given: list[str]) -> tuple[bool, list[str]]:
     """(passed, what was checked, one line each): the settings (``given``: the variables of
-    those not left at their default), then the store."""
+    the settings given by flag or environment), then the store."""
     named = ", ".join(given) if given else "none"
     lines = [f"ok: settings valid ({len(Settings.model_fields)} settings; given: {named}; the rest default)"]
     store_url = shown_url(settings.store_url)
