@@ -1,24 +1,37 @@
-# streamlimit: `make run` serves on :3000 with the embedded store; `make test` runs every test.
+# streamlimit: `make run` serves on :3000 with the embedded store (runtime dependencies only);
+# `make test` runs every test in parallel, `make test-quick` the fast tier (dev tools installed on first use).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP  := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 SOAK_S ?= 300
 # `make run` serves these plans unless STREAMLIMIT_PLANS is set (the README's walkthrough uses them)
 DEMO_PLANS ?= basic=1,standard=2,premium=4
+# pytest workers for make test: the suite mostly waits on servers and sockets, so more workers
+# than cores pays (measured in README "Development"); loadfile keeps a module's fixtures on one worker
+TEST_WORKERS ?= 3
 
-.PHONY: install run test lint typecheck unit soak bench clean
+.PHONY: install run test test-quick lint typecheck unit soak bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
+
+# the service alone: what `make run` needs
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	@touch $(RUN_STAMP)
+
+# plus the test, lint and type-check tools
+$(STAMP): $(RUN_STAMP) pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-run: install
+run: $(RUN_STAMP)
 	STREAMLIMIT_PLANS="$${STREAMLIMIT_PLANS-$(DEMO_PLANS)}" $(BIN)/streamlimit serve
 
 lint: install
@@ -29,7 +42,11 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# the fast tier: everything not marked slow (unit tests, the contract on memory://, the API on one backend)
+test-quick: install
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 test: lint typecheck unit
 

@@ -11,6 +11,43 @@ import pytest
 from tests.servers import RedisServer, Service
 from tests.topologies import Cluster, SentinelGroup
 
+# modules whose every test is slow: make test runs them, make test-quick (-m "not slow") does not
+SLOW_MODULES = {
+    "test_schemathesis.py": "fuzzes every operation against real services",
+    "test_contention.py": "many processes racing on one store",
+    "test_faults.py": "kills and pauses stores and services under load",
+    "test_failover.py": "kills Cluster and Sentinel primaries under load",
+    "test_faults_store.py": "crashes and restarts stores",
+    "test_outage.py": "stores down and paused, waited out in real time",
+    "test_topologies.py": "Cluster and Sentinel",
+    "test_storm.py": "18 s of storm",
+    "test_hostile.py": "slow and hostile clients, cut by real timeouts",
+    "test_embedded.py": "starts, kills and restarts embedded servers",
+}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``-m "not slow"`` the slow modules are not even imported (schemathesis builds its
+    cases at collection): the same selection, a few seconds less per xdist worker."""
+    if config.option.markexpr == "not slow" and collection_path.name in SLOW_MODULES:
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow modules' tests are marked slow. Every test must have its own node id:
+    pytest-xdist (``make test``) schedules by node id and runs a duplicate once. schemathesis
+    names each operation's item ``test_api[POST /path]`` but, without a parametrize callspec,
+    leaves every one the node id ``...::test_api``: such an item gets the id its name says."""
+    seen: set[str] = set()
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if item.nodeid.rpartition("::")[2] != item.name and item.parent is not None:
+            item._id = item.parent.id.child(item.name)  # pytest 9's structured node id
+        assert item.nodeid not in seen, f"two tests share the node id {item.nodeid}"
+        seen.add(item.nodeid)
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

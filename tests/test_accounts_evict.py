@@ -168,6 +168,7 @@ async def _starts(urls: list[str], user: str, ids: list[str]) -> list[httpx.Resp
             await client.aclose()
 
 
+@pytest.mark.slow  # several processes
 def test_simultaneous_evictions_in_two_processes_leave_one_stream(
     redis_url: str, service_factory: Callable[..., Service]
 ) -> None:

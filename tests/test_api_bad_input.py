@@ -241,6 +241,7 @@ OBJECTS = st.dictionaries(
 )
 
 
+@pytest.mark.slow
 def test_fuzz_arbitrary_bytes(client: httpx.Client) -> None:
     @FUZZ
     @given(raw=st.binary(max_size=512), form=st.booleans())
@@ -255,6 +256,7 @@ def test_fuzz_arbitrary_bytes(client: httpx.Client) -> None:
     assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.slow
 def test_fuzz_arbitrary_json(client: httpx.Client) -> None:
     @FUZZ
     @given(body=JSON | OBJECTS)
@@ -270,6 +272,7 @@ def test_fuzz_arbitrary_json(client: httpx.Client) -> None:
     assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.slow
 def test_fuzz_arbitrary_path_segments(client: httpx.Client) -> None:
     @FUZZ
     @given(segment=st.text(min_size=1, max_size=200))

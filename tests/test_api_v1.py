@@ -403,6 +403,7 @@ def test_expired_lease_frees_its_slot(fast: httpx.Client) -> None:
     problem(fast.post(f"/v1/users/{user}/streams/crashed/heartbeat"), 404, "stream_not_active")
 
 
+@pytest.mark.slow  # waits out several leases in real time
 def test_heartbeats_keep_a_lease_alive_past_its_ttl(fast: httpx.Client) -> None:
     user = uid()
     assert start(fast, user, "live").status_code == 201

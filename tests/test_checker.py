@@ -331,6 +331,7 @@ async def storm_against_broken_store(seconds: float) -> History:
         await serving
 
 
+@pytest.mark.slow
 def test_the_checker_catches_a_read_then_write_store() -> None:
     history = asyncio.run(storm_against_broken_store(4.0))
     report = check(history)

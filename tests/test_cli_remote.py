@@ -7,12 +7,14 @@ Most tests call ``streamlimit.cli.main`` in-process and read its output with cap
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from streamlimit.auth.mint import mint_token
@@ -157,6 +159,15 @@ def test_limit_get_set_clear(
     assert err.startswith("streamlimit: ")
 
 
+def test_events_json_writes_times_as_the_api_does(svc: Service, capsys: pytest.CaptureFixture[str]) -> None:
+    u, url = user(), ("--url", svc.url)
+    assert cli(capsys, "limit", "set", u, "4", *url)[0] == 0
+    events = cli_json(capsys, "events", u, *url)["events"]
+    api = httpx.get(f"{svc.url}/v1/users/{u}/events", timeout=5).json()["events"]
+    assert [e["at"] for e in events] == [e["at"] for e in api]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", events[0]["at"])
+
+
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["streams", "list"], ["limit", "set", "alice", "many"], ["streams", "heartbeat", "alice"]):
         with pytest.raises(SystemExit) as exc:
@@ -181,7 +192,9 @@ def test_unreachable_service_exits_3() -> None:
         check=False,
     )
     assert (proc.returncode, proc.stdout) == (3, "")
-    assert proc.stderr.startswith("streamlimit: ")
+    # names the URL it tried and how to point it elsewhere
+    assert proc.stderr.startswith(f"streamlimit: cannot reach the service at {url} (ConnectError: ")
+    assert proc.stderr.endswith("; point --url or STREAMLIMIT_URL at it\n")
 
 
 def test_jwt_token_is_sent_and_never_printed(

@@ -190,6 +190,7 @@ def test_no_answer_is_unavailable() -> None:
 # --- client.stream(): the lease ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits out several leases in real time
 def test_stream_heartbeats_keep_the_lease_past_several_ttls_and_exit_stops_it(fast: Service) -> None:
     user = uid()
 
@@ -310,6 +311,7 @@ def test_cancelling_the_block_from_elsewhere_stays_a_cancellation_and_stops_the_
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_heartbeats_ride_out_a_store_outage(
     private_store: RedisServer, service_factory: Callable[..., Service]
 ) -> None:
@@ -441,6 +443,7 @@ def test_sync_client_round_trip(fast: Service) -> None:
         c.list(user)
 
 
+@pytest.mark.slow  # waits out several leases in real time
 def test_sync_stream_keeps_the_lease_while_the_thread_sleeps_and_reports_loss(fast: Service) -> None:
     user = uid()
     with StreamLimitClient(fast.url) as c:

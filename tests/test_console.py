@@ -163,6 +163,7 @@ def no_csp_violations(driver: WebDriver) -> None:
     assert all("401" in m for m in bad), bad
 
 
+@pytest.mark.slow  # a real browser
 def test_console_end_to_end(browser: WebDriver, redis_url: str, tmp_path: Path) -> None:
     svc = Service(redis_url, tmp_path / "svc.log").start()
     api = httpx.Client(base_url=svc.url, timeout=5)
@@ -220,6 +221,7 @@ def test_console_end_to_end(browser: WebDriver, redis_url: str, tmp_path: Path) 
         svc.stop()
 
 
+@pytest.mark.slow  # a real browser
 def test_console_asks_for_an_api_key_and_keeps_it_for_the_session(
     browser: WebDriver, redis_url: str, tmp_path: Path
 ) -> None:

@@ -8,7 +8,6 @@ the app's routes and (when it has them) its ``/metrics`` exposition.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from streamlimit import cli
 from streamlimit.api.app import create_app
+from streamlimit.api.routing import labels
 from streamlimit.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,20 +44,22 @@ METRICS = {
     "streamlimit_store_errors": "counter",
     "streamlimit_active_streams": "gauge",
     "streamlimit_build_info": "gauge",
+    # prometheus_client's standard process metrics, one series per worker (label pid)
+    "process_cpu_seconds": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_open_fds": "gauge",
 }
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 SERIES = {name + suffix: name for name, kind in METRICS.items() for suffix in SUFFIXES[kind]}
 OUTCOMES = {
-    "admitted", "renewed", "refused", "evicted", "not_active", "degraded", "store_error", "ok", "rejected",
-}  # fmt: skip
-DOCUMENTED_ROUTES = {
-    "start", "heartbeat", "stop", "list", "stop_all", "limit_get", "limit_set", "limit_clear", "plan_set",
-    "plan_clear", "events", "compat_count", "compat_add", "compat_remove", "healthz", "readyz", "metrics",
-    "other",
+    "admitted", "evicted", "readmitted", "renewed", "limit_reached", "too_many_starts", "not_active", "ended",
+    "degraded", "store_error", "ok", "rejected",
 }  # fmt: skip
 ERROR_KINDS = {"timeout", "connection", "refused"}
 # the metrics' own labels, plus the ones Prometheus adds when it scrapes
-LABELS = {"route", "outcome", "script", "kind", "version", "le", "instance", "job", "pod", "namespace"}
+LABELS = {
+    "route", "outcome", "script", "kind", "version", "pid", "le", "instance", "job", "pod", "namespace",
+}  # fmt: skip
 PROMQL_FUNCTIONS = {
     "sum", "count", "max", "min", "avg", "rate", "irate", "increase", "histogram_quantile", "absent",
     "clamp_min", "clamp_max", "topk", "bottomk", "label_values", "abs", "vector", "scalar",
@@ -530,12 +532,8 @@ def parse_promql(expr: str) -> tuple[set[str], list[tuple[str, str, str]], set[s
 
 
 def route_labels() -> set[str]:
-    """The route label values the code produces (the documented list until it does)."""
-    try:
-        observe = importlib.import_module("streamlimit.api.observe")
-    except ImportError:
-        return DOCUMENTED_ROUTES
-    return {*observe.ROUTES.values(), "other"}
+    """The route label values the code produces: those of the app's route table, and other."""
+    return {*labels(create_app(Settings(store_url="memory://")).routes), "other"}
 
 
 def check_exprs(exprs: list[str], where: str) -> set[str]:
@@ -547,7 +545,7 @@ def check_exprs(exprs: list[str], where: str) -> set[str]:
         names, matchers, grouping = parse_promql(expr)
         assert names, f"{where}: no metric in {expr}"
         for name in names:
-            assert name.startswith("streamlimit_"), f"{where}: {name} is not a streamlimit metric"
+            assert name.startswith(("streamlimit_", "process_")), f"{where}: {name} is not our metric"
             assert name in SERIES, f"{where}: {name} is not a documented metric (or wrong suffix)"
             used.add(SERIES[name])
         for label in grouping | {label for label, _, _ in matchers}:
@@ -608,7 +606,7 @@ def test_alert_rules_are_well_formed() -> None:
     assert len(names) == len(set(names))
     exprs = " ".join(alert_exprs())
     assert "streamlimit_store_errors_total" in exprs  # store down
-    assert 'outcome="refused"' in exprs  # refusal ratio
+    assert 'outcome=~"limit_reached|too_many_starts"' in exprs  # refusal ratio
     assert 'route="heartbeat"' in exprs  # heartbeat p99 over its budget, 50 ms
     assert "> 0.05" in exprs
     assert 'outcome="degraded"' in exprs

@@ -506,6 +506,7 @@ def test_memory_store_matches_the_model() -> None:
     run_state_machine_as_test(MemoryMachine, settings=MEMORY_SETTINGS)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_redis_store_matches_the_model(redis_server: RedisServer) -> None:
     class OnTheSessionServer(RedisMachine):

@@ -36,19 +36,57 @@ def samples(text: str, name: str) -> dict[str, float]:
 def test_outcomes_name_what_happened() -> None:
     assert outcome("start", 201, False) == "admitted"
     assert outcome("start", 200, False) == "renewed"
-    assert outcome("start", 409, False) == "refused"
-    assert outcome("start", 429, False) == "refused"
+    assert outcome("start", 409, False) == "limit_reached"
+    assert outcome("start", 429, False) == "too_many_starts"
     assert outcome("start", 200, True) == "degraded"
     assert outcome("compat_add", 200, False) == "admitted"
-    assert outcome("compat_add", 403, False) == "refused"
+    assert outcome("compat_add", 403, False) == "limit_reached"
+    assert outcome("compat_add", 429, False) == "too_many_starts"
     assert outcome("heartbeat", 200, False) == "renewed"
     assert outcome("heartbeat", 404, False) == "not_active"
-    assert outcome("heartbeat", 410, False) == "evicted"
+    assert outcome("heartbeat", 410, False) == "ended"  # the eviction counted at its start
     assert outcome("heartbeat", 503, False) == "store_error"
     assert outcome("list", 200, False) == "ok"
     assert outcome("list", 422, False) == "rejected"
 
 
+def test_evictions_and_both_refusals_are_counted_at_the_start() -> None:
+    app = create_app(Settings(store_url="memory://", default_limit=1, start_rate_per_min=2))
+
+    async def main() -> str:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+                assert (await c.post("/v1/users/u/streams", json={"stream_id": "a"})).status_code == 201
+                assert (await c.post("/v1/users/u/streams", json={"stream_id": "b"})).status_code == 409
+                took = await c.post("/v1/users/u/streams?on_limit=evict_oldest", json={"stream_id": "b"})
+                assert (took.status_code, took.json()["evicted"]["stream_id"]) == (201, "a")
+                assert (await c.post("/v1/users/u/streams/a/heartbeat")).status_code == 410
+                again = await c.post("/v1/users/u/streams?on_limit=evict_oldest", json={"stream_id": "c"})
+                assert again.status_code == 429  # the third admission in a minute
+                assert (await c.get("/v1/users/u/streams/b")).status_code == 200
+                return (await c.get("/metrics")).text
+
+    text = asyncio.run(main())
+    assert samples(text, "streamlimit_requests_total") == {
+        'outcome="admitted",route="start"': 1,
+        'outcome="limit_reached",route="start"': 1,
+        'outcome="evicted",route="start"': 1,
+        'outcome="ended",route="heartbeat"': 1,
+        'outcome="too_many_starts",route="start"': 1,
+        'outcome="ok",route="get_stream"': 1,  # the route's own label, from the route table
+    }
+    assert "_created" not in text
+    assert samples(text, "streamlimit_store_errors_total") == {
+        'kind="timeout"': 0,
+        'kind="connection"': 0,
+        'kind="refused"': 0,
+    }
+    assert samples(text, "process_resident_memory_bytes")[""] > 0
+    assert samples(text, "process_open_fds")[""] > 0
+
+
+@pytest.mark.slow  # two worker processes
 def test_two_workers_report_one_set_of_metrics(redis_url: str, service_factory: Factory) -> None:
     svc = service_factory(redis_url, workers=2, default_limit=1, start_rate_per_min=0)
     with httpx.Client(base_url=svc.url, timeout=5) as c:
@@ -62,18 +100,25 @@ def test_two_workers_report_one_set_of_metrics(redis_url: str, service_factory: 
     assert r.headers["content-type"].startswith("text/plain")
     requests = samples(r.text, "streamlimit_requests_total")
     assert requests['outcome="admitted",route="start"'] == 20
-    assert requests['outcome="refused",route="start"'] == 1
+    assert requests['outcome="limit_reached",route="start"'] == 1
     assert requests['outcome="not_active",route="heartbeat"'] == 1
     store = samples(r.text, "streamlimit_store_call_duration_seconds_count")
     assert store['script="start"'] == 21
     assert samples(r.text, "streamlimit_build_info") == {'version="0.1.0"': 1.0}
     latency = samples(r.text, "streamlimit_request_duration_seconds_count")
     assert latency['route="start"'] == 21
+    # each worker's own process metrics, told apart by pid; none of the parent's
+    workers = set(samples(r.text, "process_cpu_seconds_total"))
+    assert len(workers) == 2, workers
+    assert all(re.fullmatch(r'pid="\d+"', w) for w in workers), workers
+    assert len(samples(r.text, "process_resident_memory_bytes")) == 2
+    assert set(samples(r.text, "streamlimit_store_errors_total").values()) == {0}
+    assert "_created" not in r.text
 
 
 def test_store_errors_are_counted_by_kind(service_factory: Factory) -> None:
     down = f"redis://127.0.0.1:{free_port()}/0"
-    svc = service_factory(down, on_store_error="deny", store_timeout_ms=100)
+    svc = service_factory(down, on_store_error="deny", store_timeout_ms=100, store_startup_wait_s=0)
     with httpx.Client(base_url=svc.url, timeout=5) as c:
         assert c.post("/v1/users/u/streams").status_code == 503
         text = c.get("/metrics").text
@@ -109,6 +154,7 @@ def test_access_log_is_one_json_line_per_request_only_when_on(
         with httpx.Client(base_url=svc.url, timeout=5) as c:
             r = c.post(f"/v1/users/{user}/streams", json={"stream_id": "s"}, headers={"X-Request-ID": "r1"})
             assert r.status_code == 201
+        svc.stop()  # the line is written after the answer is sent: read the log once it is whole
     assert not [e for e in _json_lines(quiet.log_path) if e.get("logger") == "streamlimit.access"]
     deadline = time.monotonic() + 5  # the line is written just after the answer is sent
     while True:

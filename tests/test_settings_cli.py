@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from streamlimit.api.render import rfc3339
 from streamlimit.cli import main
 from streamlimit.ids import is_valid_id
 from streamlimit.settings import Settings, describe_error
+from streamlimit.startup import shown_url
 
 
 def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,11 +113,43 @@ def test_memory_store_refuses_several_workers() -> None:
 def test_check_reports_an_unreachable_store(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["check", "--store-url", "redis://127.0.0.1:1/0", "--store-timeout-ms", "200"])
     assert code == 1
-    assert "store unreachable" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("ok: settings valid")
+    assert err[1].startswith("FAILED: store redis://127.0.0.1:1/0 is not usable: cannot connect")
 
 
-def test_check_passes_on_a_reachable_store(redis_url: str) -> None:
-    assert main(["check", "--store-url", redis_url]) == 0
+def test_check_says_what_it_checked(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--store-url", redis_url, "--default-limit", "4"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"ok: settings valid ({len(Settings.model_fields)} settings; given: "
+        "STREAMLIMIT_DEFAULT_LIMIT, STREAMLIMIT_STORE_URL; the rest default)",
+        f"ok: store {redis_url} answers and holds the service's Lua scripts",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+        ("rediss://app:pw@h:6379/0", "rediss://app:***@h:6379/0"),
+        (
+            "redis+sentinel://s1:26379/m?sentinel_password=pw&x=1",
+            "redis+sentinel://s1:26379/m?sentinel_password=***&x=1",
+        ),
+        ("redis://h:6379/0?password=pw", "redis://h:6379/0?password=***"),
+        ("embedded://./.streamlimit", "embedded://./.streamlimit"),
+    ],
+)
+def test_store_urls_are_shown_without_their_passwords(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+
+
+def test_check_of_an_embedded_store_says_it_started_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--store-url", f"embedded://{tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert f"(started, and stopped again, a server in {tmp_path})" in out, out
 
 
 def test_times_are_rfc3339_utc_with_milliseconds() -> None:

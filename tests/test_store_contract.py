@@ -48,7 +48,16 @@ class Backend:
         asyncio.run(main())
 
 
-@pytest.fixture(params=["memory", "redis", "embedded", "cluster", "sentinel"])
+# memory:// is the fast tier (make test-quick); the real servers run in make test
+SLOW = pytest.mark.slow
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        *(pytest.param(name, marks=SLOW) for name in ("redis", "embedded", "cluster", "sentinel")),
+    ]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "memory":
         yield Backend("memory", "memory://", 90_000, FakeClock())
@@ -441,6 +450,7 @@ async def test_the_start_budget_retry_after_is_the_same_on_every_store(s: Store,
         assert (await s.start("u", "late", None, ttl, lim, how)).status is StartStatus.ADMITTED
 
 
+@pytest.mark.slow
 def test_an_idle_user_leaves_only_its_limit_override_and_audit_trail_behind(
     redis_server: RedisServer,
 ) -> None:

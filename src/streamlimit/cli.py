@@ -5,38 +5,46 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any
 
 from pydantic import ValidationError
 
-from streamlimit import logs
+from streamlimit import __version__, logs, startup
 from streamlimit.auth.mint import key_and_line, mint_token
-from streamlimit.errors import ConfigurationError, StoreUnavailable
+from streamlimit.errors import ConfigurationError
 from streamlimit.remote import add_remote_commands
-from streamlimit.settings import ENV_PREFIX, Settings, describe_error
-from streamlimit.store.connect import open_store, scheme_of
+from streamlimit.settings import ENV_PREFIX, Settings, describe_error, unknown_variables
+from streamlimit.store.connect import scheme_of
+
+log = logging.getLogger("streamlimit")
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting: ``--store-url`` for ``STREAMLIMIT_STORE_URL`` and so on."""
-    for name, field in Settings.model_fields.items():
-        parser.add_argument(
+def _add_setting_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
+    """One flag per setting (or per one of ``names``): ``--store-url`` for
+    ``STREAMLIMIT_STORE_URL`` and so on; a yes/no setting's flag alone means yes."""
+    for name in names or Settings.model_fields:
+        field = Settings.model_fields[name]
+        flag = parser.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,
             default=None,
             metavar=name.upper(),
             help=f"{field.description} (env {ENV_PREFIX}{name.upper()}, default {field.default})",
         )
+        if field.annotation is bool:  # --access-log alone, or --access-log false
+            flag.nargs, flag.const = "?", "true"
 
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
-    overrides = {n: getattr(args, n) for n in Settings.model_fields if getattr(args, n) is not None}
+    given = {n: getattr(args, n, None) for n in Settings.model_fields}
+    overrides = {n: v for n, v in given.items() if v is not None}
     settings = Settings(**overrides)
     scheme = scheme_of(settings.store_url)
     if scheme == "memory" and settings.workers > 1:
@@ -55,12 +63,15 @@ def _exit_with(code: int) -> Callable[[int, FrameType | None], None]:
 
 
 def serve(args: argparse.Namespace) -> int:
-
     settings, overrides = _settings(args)
+    logs.configure(settings.log_level, settings.log_format)
+    for warning in unknown_variables(os.environ):
+        log.warning(warning)
+    startup.ensure_port_free(settings)
     # workers are separate processes: they rebuild the same settings from the environment
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
-    logs.configure(settings.log_level, settings.log_format)
+    log.info(startup.banner(settings))
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again so the
     # process dies of it; these handlers turn that into a clean exit status instead
     signal.signal(signal.SIGTERM, _exit_with(0))
@@ -105,22 +116,14 @@ def _run(settings: Settings) -> None:
     )
 
 
-async def _check(settings: Settings) -> int:
-    store = await open_store(settings)
-    try:
-        await store.ping()
-    except StoreUnavailable as exc:
-        print(f"store unreachable: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        await store.close()
-    print(f"ok: settings valid, store reachable ({scheme_of(settings.store_url)}://)")
-    return 0
-
-
 def check(args: argparse.Namespace) -> int:
     settings, _ = _settings(args)
-    return asyncio.run(_check(settings))
+    for warning in unknown_variables(os.environ):
+        print(f"warning: {warning}", file=sys.stderr)
+    given = sorted(f"{ENV_PREFIX}{n.upper()}" for n in settings.model_fields_set)
+    passed, lines = asyncio.run(startup.check_report(settings, given))
+    print("\n".join(lines), file=sys.stdout if passed else sys.stderr)
+    return 0 if passed else 1
 
 
 def token_mint(args: argparse.Namespace) -> int:
@@ -148,7 +151,7 @@ def api_key_new(args: argparse.Namespace) -> int:
 def _auth_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = sub.add_parser("token", help="development tokens").add_subparsers(dest="action", required=True)
     mint = token.add_parser("mint", help="print an HS256 JWT signed with STREAMLIMIT_JWT_SECRET")
-    _add_setting_flags(mint)
+    _add_setting_flags(mint, ("jwt_secret", "jwt_issuer", "jwt_audience"))
     mint.add_argument("--sub", required=True, help="the user id the token acts for")
     mint.add_argument("--scope", default="streams", help="streams (own user) or streams:admin")
     mint.add_argument("--plan", default=None, help="plan claim")
@@ -163,6 +166,7 @@ def _auth_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamlimit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"streamlimit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, help_ in (
         ("serve", serve, "serve the HTTP API"),

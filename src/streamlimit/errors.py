@@ -9,6 +9,9 @@ class ConfigurationError(StreamLimitError):
     """A setting or store URL that cannot work; raised at start-up."""
 
 
+STORE_ERROR_KINDS = ("timeout", "connection", "refused")
+
+
 class StoreUnavailable(StreamLimitError):
     """The store could not answer within its timeout (down, paused, unreachable, overloaded).
     ``kind``: ``timeout``, ``connection`` or ``refused`` (an error reply), for the metrics."""

@@ -1,20 +1,35 @@
-"""Prometheus metrics (``streamlimit_*``) on a registry owned by the app.
+"""Prometheus metrics (``streamlimit_*``, and the standard ``process_*``) on a registry owned
+by the app. No ``_created`` series: they double the series count and no panel reads them.
 
 With several workers, ``streamlimit serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
 folder before any worker starts: each worker writes its values there, and ``/metrics`` (in any
 worker) reads them all. The variable must be set before ``prometheus_client`` is imported,
 which is why this module is only imported by the app factory and the store, not at start-up.
+``process_*`` then come from every live worker's /proc entry, labelled with its ``pid``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from streamlimit import __version__
+from streamlimit.errors import STORE_ERROR_KINDS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -24,10 +39,15 @@ class Metrics:
     """Every metric of the service; one instance per process."""
 
     def __init__(self) -> None:
-        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        # process-wide in prometheus_client, and the same for every app
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.folder = os.environ.get(MULTIPROC_ENV)
+        self.multiprocess = bool(self.folder)
         # in multiprocess mode values go to files and the registry is rebuilt per scrape
         self.registry = CollectorRegistry()
         reg = None if self.multiprocess else self.registry
+        if reg is not None:
+            ProcessCollector(registry=reg)
         self.requests = Counter(
             "streamlimit_requests", "HTTP requests by route and outcome", ["route", "outcome"], registry=reg
         )
@@ -42,6 +62,8 @@ class Metrics:
         self.store_errors = Counter(
             "streamlimit_store_errors", "store calls that failed, by kind", ["kind"], registry=reg
         )
+        for kind in STORE_ERROR_KINDS:  # 0 from the start, so rate() and alerts see the first error
+            self.store_errors.labels(kind)
         self.active_streams = Gauge(
             "streamlimit_active_streams", "active streams (an estimate from a sample of the store)",
             registry=reg, multiprocess_mode="mostrecent",
@@ -84,4 +106,37 @@ class Metrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        assert self.folder is not None
+        registry.register(WorkerProcesses(Path(self.folder)))
         return generate_latest(registry)
+
+
+class WorkerProcesses:
+    """``process_*`` of every live worker, labelled ``pid``: the worker that answers the scrape
+    reads the others' /proc entries, finding them by the files they write to the shared folder
+    (``counter_<pid>.db`` ...; every worker writes ``streamlimit_build_info`` at start-up)."""
+
+    _PID = re.compile(r"_(\d+)\.db$")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def pids(self) -> list[int]:
+        found = {int(m[1]) for f in self.folder.iterdir() if (m := self._PID.search(f.name))}
+        return sorted(pid for pid in found if Path(f"/proc/{pid}").exists())
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.pids():
+            one = ProcessCollector(pid=_constant(pid), registry=None)
+            for family in one.collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        yield from families.values()
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid

@@ -114,7 +114,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         data, text = asyncio.run(_call(command, args, url))
     except Unavailable as exc:
-        print(_refusal(exc), file=sys.stderr)
+        if exc.status is None:  # no answer at all: most often the wrong address
+            print(
+                f"streamlimit: cannot reach the service at {url} ({exc.code}: {exc.detail}); "
+                "point --url or STREAMLIMIT_URL at it",
+                file=sys.stderr,
+            )
+        else:
+            print(_refusal(exc), file=sys.stderr)
         return EXIT_UNREACHABLE
     except StreamLimitError as exc:
         print(_refusal(exc), file=sys.stderr)

@@ -35,11 +35,11 @@ from streamlimit.models import (
     Stream,
     UserStreams,
 )
+from streamlimit.outage import OutageLog
 from streamlimit.settings import Settings, is_plan_name
 from streamlimit.store.base import Store
 from streamlimit.text import UNSAFE_RULE, has_unsafe
 
-log = logging.getLogger("streamlimit.service")
 audit_log = logging.getLogger("streamlimit.audit")
 
 
@@ -112,28 +112,6 @@ class Caller:
 NOBODY = Caller()
 
 
-class _OutageLog:
-    """At most one WARNING per interval, with the number of degraded answers in between."""
-
-    def __init__(self, interval_s: float = 10.0) -> None:
-        self._interval_s = interval_s
-        self._last = -interval_s
-        self._suppressed = 0
-
-    def warn(self, op: str, exc: StoreUnavailable) -> None:
-        now = time.monotonic()
-        if now - self._last < self._interval_s:
-            self._suppressed += 1
-            return
-        log.warning(
-            "store unavailable, answering %s degraded (on_store_error=allow; %d more since last): %s",
-            op,
-            self._suppressed,
-            exc,
-        )
-        self._last, self._suppressed = now, 0
-
-
 def check_id(name: str, value: str) -> None:
     if not is_valid_id(value):
         raise InvalidId(name, f"{name} must be {ID_RULE}")
@@ -142,15 +120,16 @@ def check_id(name: str, value: str) -> None:
 class StreamService:
     """Validates ids, applies the policy, and turns store outages into the configured answer."""
 
-    def __init__(self, store: Store, policy: Policy) -> None:
+    def __init__(self, store: Store, policy: Policy, outage_log: OutageLog | None = None) -> None:
         self.store = store
         self.policy = policy
-        self._outage_log = _OutageLog()
+        self._outage_log = outage_log or OutageLog()
 
     def _degrade(self, op: str, exc: StoreUnavailable) -> None:
         if self.policy.on_store_error == "deny":
+            self._outage_log.warn(f"answering {op} with 503, on_store_error=deny", exc)
             raise exc
-        self._outage_log.warn(op, exc)
+        self._outage_log.warn(f"answering {op} degraded, on_store_error=allow", exc)
 
     async def start(
         self,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +13,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "STREAMLIMIT_"
+# read by the remote commands (remote.py), not settings of the service
+CLIENT_VARIABLES = frozenset({"STREAMLIMIT_URL", "STREAMLIMIT_TOKEN", "STREAMLIMIT_API_KEY"})
 
 
 _PLAN = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -210,3 +214,19 @@ def describe_error(exc: ValidationError) -> str:
         else:  # a rule across settings names them in its message
             lines.append(f"invalid settings: {err['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``STREAMLIMIT_*`` variable that is no setting (a typo is otherwise
+    silently ignored), naming the closest real one."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | CLIENT_VARIABLES
+    suffixes = sorted(k.removeprefix(ENV_PREFIX) for k in known)
+    out = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.6)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else " (see README 'Settings')"
+        out.append(f"{name} is not a streamlimit setting and is ignored{hint}")
+    return out

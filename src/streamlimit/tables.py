@@ -16,11 +16,13 @@ from streamlimit.text import escaped
 
 
 def to_json(value: object) -> str:
-    """One JSON object: dataclasses as objects, tuples as arrays, times as RFC 3339."""
+    """One JSON object: dataclasses as objects, tuples as arrays, times as the API writes them
+    (RFC 3339, UTC, milliseconds: ``2026-11-28T10:00:00.007Z``)."""
 
     def default(o: object) -> Any:
         if isinstance(o, datetime):
-            return o.isoformat()
+            utc = o.astimezone(UTC)
+            return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return dataclasses.asdict(o)
         raise TypeError(f"not JSON serializable: {type(o).__name__}")

@@ -87,7 +87,12 @@ async def events(request: Request) -> Response:
 
 
 ROUTES = [
-    resource("/v1/users/{user_id}/limit", get=get_limit, put=put_limit, delete=clear_limit),
-    resource("/v1/users/{user_id}/plan", put=put_plan, delete=clear_plan),
-    resource("/v1/users/{user_id}/events", get=events),
+    resource(
+        "/v1/users/{user_id}/limit",
+        get=("limit_get", get_limit),
+        put=("limit_set", put_limit),
+        delete=("limit_clear", clear_limit),
+    ),
+    resource("/v1/users/{user_id}/plan", put=("plan_set", put_plan), delete=("plan_clear", clear_plan)),
+    resource("/v1/users/{user_id}/events", get=("events", events)),
 ]

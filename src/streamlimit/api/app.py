@@ -17,6 +17,7 @@ from streamlimit.api.observe import Observe
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
 from streamlimit.metrics import Metrics
+from streamlimit.outage import OutageLog
 from streamlimit.service import Policy, StreamService
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
@@ -33,8 +34,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = store is None
-        s = await open_store(settings, metrics=metrics) if store is None else store
-        app.state.service = StreamService(s, Policy.from_settings(settings))
+        outage_log = OutageLog()  # one warning per interval, from start-up on
+        s = await open_store(settings, metrics=metrics, outage_log=outage_log) if store is None else store
+        app.state.service = StreamService(s, Policy.from_settings(settings), outage_log)
         lifecycle.drain_on_sigterm(app)
         sampler = lifecycle.sample_active_streams(s, metrics) if metrics else None
         try:

@@ -13,7 +13,7 @@ from streamlimit.api.bodies import Members, parse_json, read_body
 from streamlimit.api.guard import as_caller, caller
 from streamlimit.api.problems import RETRY_AFTER_S, Problem, problem_response
 from streamlimit.api.render import json
-from streamlimit.api.routing import Endpoint, resource, service_of
+from streamlimit.api.routing import Endpoint, count_as, resource, service_of
 from streamlimit.api.v1 import DEGRADED
 from streamlimit.errors import StoreUnavailable, TooManyStarts
 from streamlimit.ids import ID_RULE, is_valid_id
@@ -112,6 +112,8 @@ async def add(request: Request) -> Response:
     }
     if result.degraded:
         return json({**body, "degraded": True}, headers=DEGRADED)
+    if result.evicted:  # STREAMLIMIT_ON_LIMIT=evict_oldest
+        count_as(request, "evicted")
     return json(body)
 
 
@@ -171,8 +173,8 @@ def _unavailable_with_message(handler: Endpoint) -> Endpoint:
 ROUTES = [
     resource(
         "/user/stream",
-        get=_unavailable_with_message(count),
-        post=_unavailable_with_message(add),
-        delete=_unavailable_with_message(remove),
+        get=("compat_count", _unavailable_with_message(count)),
+        post=("compat_add", _unavailable_with_message(add)),
+        delete=("compat_remove", _unavailable_with_message(remove)),
     )
 ]

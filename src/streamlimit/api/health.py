@@ -35,7 +35,7 @@ def metrics_route(metrics: Metrics) -> Route:
     async def scrape(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    return resource("/metrics", get=scrape)
+    return resource("/metrics", get=("metrics", scrape))
 
 
-ROUTES = [resource("/healthz", get=healthz), resource("/readyz", get=readyz)]
+ROUTES = [resource("/healthz", get=("healthz", healthz)), resource("/readyz", get=("readyz", readyz))]

@@ -15,36 +15,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamlimit.api.headers import security_headers
 from streamlimit.api.problems import problem_response
+from streamlimit.api.routing import OUTCOME, ROUTE_LABEL
 from streamlimit.metrics import Metrics
 
 log = logging.getLogger("streamlimit.access")
 
-# (method, route path) -> the route label of the metrics
-ROUTES = {
-    ("POST", "/v1/users/{user_id}/streams"): "start",
-    ("GET", "/v1/users/{user_id}/streams"): "list",
-    ("DELETE", "/v1/users/{user_id}/streams"): "stop_all",
-    ("POST", "/v1/users/{user_id}/streams/{stream_id}/heartbeat"): "heartbeat",
-    ("GET", "/v1/users/{user_id}/streams/{stream_id}"): "get_stream",
-    ("DELETE", "/v1/users/{user_id}/streams/{stream_id}"): "stop",
-    ("GET", "/v1/users/{user_id}/limit"): "limit_get",
-    ("PUT", "/v1/users/{user_id}/limit"): "limit_set",
-    ("DELETE", "/v1/users/{user_id}/limit"): "limit_clear",
-    ("PUT", "/v1/users/{user_id}/plan"): "plan_set",
-    ("DELETE", "/v1/users/{user_id}/plan"): "plan_clear",
-    ("GET", "/v1/users/{user_id}/events"): "events",
-    ("GET", "/user/stream"): "compat_count",
-    ("POST", "/user/stream"): "compat_add",
-    ("DELETE", "/user/stream"): "compat_remove",
-    ("GET", "/healthz"): "healthz",
-    ("GET", "/readyz"): "readyz",
-    ("GET", "/metrics"): "metrics",
-}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+\-]{1,128}")  # anything else is replaced, not echoed
 
 
 def outcome(route: str, status: int, degraded: bool) -> str:
-    """admitted, renewed, refused, evicted, not_active, degraded, store_error, ok or rejected."""
+    """admitted, renewed, limit_reached, too_many_starts, not_active, ended (a heartbeat's 410:
+    evicted or stopped earlier, counted then), degraded, store_error, ok or rejected (and, set by
+    the route, which knows, through ``routing.count_as``: ``evicted``, an admission that evicted a
+    stream; ``readmitted``, a heartbeat that admitted its stream again)."""
     if status == 503:
         return "store_error"
     if degraded:
@@ -54,10 +37,12 @@ def outcome(route: str, status: int, degraded: bool) -> str:
             return "admitted"
         if status == 200:
             return "renewed"
-        if status in (409, 429) or (route == "compat_add" and status == 403):
-            return "refused"
-    if route == "heartbeat":
-        return {200: "renewed", 404: "not_active", 410: "evicted"}.get(status, "rejected")
+        if status == 409 or (route == "compat_add" and status == 403):
+            return "limit_reached"
+        if status == 429:
+            return "too_many_starts"
+    if route == "heartbeat":  # 410: the heartbeat of a stream evicted or stopped earlier
+        return {200: "renewed", 404: "not_active", 410: "ended"}.get(status, "rejected")
     return "ok" if status < 400 else "rejected"
 
 
@@ -107,10 +92,9 @@ class Observe:
 
     def _record(self, scope: Scope, request_id: str, status: int, degraded: bool, started: float) -> None:
         took = time.perf_counter() - started
-        route_obj = scope.get("route")
-        path = getattr(route_obj, "path", None)
-        route = ROUTES.get((scope["method"], path), "other") if path else "other"
-        result = outcome(route, status, degraded)
+        route = scope.get(ROUTE_LABEL, "other")
+        result = scope.get(OUTCOME) if status < 300 else None
+        result = result or outcome(route, status, degraded)
         if self.metrics is not None:
             self.metrics.request(route, result, took)
         if self.sample and (self.sample >= 1 or random.random() < self.sample):  # noqa: S311

@@ -11,7 +11,7 @@ from streamlimit.api.bodies import json_object, optional_str
 from streamlimit.api.guard import for_user
 from streamlimit.api.problems import Problem
 from streamlimit.api.render import json, stream_body
-from streamlimit.api.routing import resource, service_of
+from streamlimit.api.routing import count_as, resource, service_of
 from streamlimit.models import StartStatus, Stream
 from streamlimit.service import StreamService
 
@@ -65,6 +65,8 @@ async def start(request: Request) -> Response:
     }
     if result.degraded:
         return json(out, 200, DEGRADED)
+    if result.evicted:
+        count_as(request, "evicted")  # an admission that took the place of another stream
     if result.status is StartStatus.ADMITTED:
         return json(out, 201, {"Location": f"/v1/users/{user_id}/streams/{result.stream.stream_id}"})
     return json(out)
@@ -75,6 +77,8 @@ async def heartbeat(request: Request) -> Response:
     p = request.path_params
     who = for_user(request, p["user_id"])
     result = await service.heartbeat(p["user_id"], p["stream_id"], who)
+    if result.readmitted:
+        count_as(request, "readmitted")  # an admission after an outage or a sleep
     return json(
         {**_lease_body(service, result.stream, result.degraded), "readmitted": result.readmitted},
         headers=DEGRADED if result.degraded else None,
@@ -118,7 +122,14 @@ async def stop_all(request: Request) -> Response:
 
 
 ROUTES = [
-    resource("/v1/users/{user_id}/streams", post=start, get=list_streams, delete=stop_all),
-    resource("/v1/users/{user_id}/streams/{stream_id}/heartbeat", post=heartbeat),
-    resource("/v1/users/{user_id}/streams/{stream_id}", get=get_stream, delete=stop),
+    resource(
+        "/v1/users/{user_id}/streams",
+        post=("start", start),
+        get=("list", list_streams),
+        delete=("stop_all", stop_all),
+    ),
+    resource("/v1/users/{user_id}/streams/{stream_id}/heartbeat", post=("heartbeat", heartbeat)),
+    resource(
+        "/v1/users/{user_id}/streams/{stream_id}", get=("get_stream", get_stream), delete=("stop", stop)
+    ),
 ]

@@ -260,8 +260,11 @@
         out.active = (out.active || 0) + value;
       } else if (m[1] === "streamlimit_requests_total") {
         var outcome = /outcome="([^"]*)"/.exec(m[2] || "");
-        if (outcome && outcome[1] === "admitted") { out.admitted += value; }
-        if (outcome && outcome[1] === "refused") { out.refused += value; }
+        // an evicting start is an admission too; a refusal is at the limit or over the start rate
+        if (outcome && (outcome[1] === "admitted" || outcome[1] === "evicted")) { out.admitted += value; }
+        if (outcome && (outcome[1] === "limit_reached" || outcome[1] === "too_many_starts")) {
+          out.refused += value;
+        }
       }
     });
     return out;

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from streamlimit.errors import ConfigurationError, StoreUnavailable
+from streamlimit.outage import OutageLog
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.cluster import ClusterClient
@@ -78,9 +79,14 @@ def store_client(url: str, settings: Settings) -> Client:
 
 
 async def open_store(
-    settings: Settings, *, clock: Clock = system_clock_ms, metrics: Metrics | None = None
+    settings: Settings,
+    *,
+    clock: Clock = system_clock_ms,
+    metrics: Metrics | None = None,
+    outage_log: OutageLog | None = None,
 ) -> Store:
-    """Build the store for ``settings.store_url``. A store that is down is not an error here."""
+    """Build the store for ``settings.store_url``. A store that is down is not an error here:
+    it is reported (to ``outage_log``) and the service starts anyway."""
     url = settings.store_url
     scheme = scheme_of(url)
     if scheme == "memory":
@@ -95,13 +101,16 @@ async def open_store(
         server.supervise()
         url, on_close = server.url, server.aclose
     store = RedisStore(store_client(url, settings), on_close, metrics)
-    await _wait_for(store, settings.store_startup_wait_s)
+    await _wait_for(store, settings.store_startup_wait_s, outage_log or OutageLog())
     return store
 
 
-async def _wait_for(store: RedisStore, wait_s: float) -> None:
+async def _wait_for(store: RedisStore, wait_s: float, outage_log: OutageLog) -> None:
     """Load the scripts, retrying for up to ``wait_s`` (a store starting next to us); then serve
-    anyway, per the outage policy, and let /readyz say whether the store answers."""
+    anyway, per the outage policy, and let /readyz say whether the store answers. With no wait
+    at all, nothing is tried: the first call loads what it needs."""
+    if wait_s <= 0:
+        return
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -109,6 +118,6 @@ async def _wait_for(store: RedisStore, wait_s: float) -> None:
             return
         except StoreUnavailable as exc:
             if time.monotonic() >= deadline:
-                log.warning("store not reachable at start-up, serving per on_store_error: %s", exc)
+                outage_log.warn("at start-up; serving per on_store_error", exc)
                 return
         await asyncio.sleep(0.2)

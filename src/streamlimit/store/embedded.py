@@ -124,7 +124,7 @@ class EmbeddedServer:
                 users.close()
                 raise
             self._users = users
-        await self.ensure_running()
+        await self.ensure_running(announce=False)  # `serve` said so at start-up already
 
     def server_alive(self) -> bool:
         """A server for this path runs (maybe loading its AOF, or paused): never start another."""
@@ -134,7 +134,7 @@ class EmbeddedServer:
                 return False
             return True
 
-    async def ensure_running(self) -> None:
+    async def ensure_running(self, *, announce: bool = True) -> None:
         if await ping_unix(self.socket):
             return
         deadline = time.monotonic() + self._start_timeout_s
@@ -144,9 +144,9 @@ class EmbeddedServer:
                 return
             if self.server_alive():
                 raise StoreUnavailable("embedded store is running but not answering (loading or busy)")
-            await self._spawn(deadline)
+            await self._spawn(deadline, announce)
 
-    async def _spawn(self, deadline: float) -> None:
+    async def _spawn(self, deadline: float, announce: bool) -> None:
         binary = server_binary(self._binary)
         config = {
             "port": "0",  # unix socket only: nothing listens on the network
@@ -160,7 +160,10 @@ class EmbeddedServer:
             "daemonize": "yes",
         }
         args = [binary, *(arg for key, value in config.items() for arg in (f"--{key}", value))]
-        log.info("starting embedded store: %s (data in %s)", Path(binary).name, self.path)
+        log.log(
+            logging.INFO if announce else logging.DEBUG,
+            "starting embedded store: %s (data in %s)", Path(binary).name, self.path,
+        )  # fmt: skip
         with self._open("server.lock") as held:
             fcntl.flock(held, fcntl.LOCK_EX)
             # the daemonized server inherits the locked descriptor and holds it until it exits

@@ -41,6 +41,8 @@ class Connection(asyncio.Protocol):
         # the later of the last reply and the moment the connection began to owe one: silent
         # since then (an idle connection is not silent, it owes nothing)
         self.quiet_since = self._loop.time()
+        self._answered = False  # anything at all came back on this connection
+        self.peer = "the store"  # host:port or the socket's path, once connected
 
     @property
     def usable(self) -> bool:
@@ -48,10 +50,18 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.peer = _peer_of(transport.get_extra_info("peername")) or self.peer
 
     def data_received(self, data: bytes) -> None:
         self.quiet_since = self._loop.time()
         self._reader.feed(data)
+        self._answered = True
+        try:
+            self._dispatch()
+        except hiredis.ProtocolError:  # an HTTP server, a TLS port, ...: not worth a traceback
+            self.abort(StoreUnavailable(not_redis(self.peer, data)))
+
+    def _dispatch(self) -> None:
         while (reply := self._reader.gets()) is not False:
             if not self._waiting:  # a reply nobody asked for: the stream is out of step
                 self.abort(StoreUnavailable("store sent an unexpected reply"))
@@ -65,6 +75,9 @@ class Connection(asyncio.Protocol):
                 waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._answered and self._waiting:  # what a TLS port does to plain RESP
+            self._fail(StoreUnavailable(f"{self.peer} closed the connection without answering: {HINT}"))
+            return
         detail = f": {type(exc).__name__}: {exc}" if exc else ""
         self._fail(StoreUnavailable(f"store connection closed{detail}"))
 
@@ -121,6 +134,26 @@ class Connection(asyncio.Protocol):
             waiter = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
+
+
+def _peer_of(name: object) -> str:
+    """host:port of a TCP peer, or the unix socket's path."""
+    if isinstance(name, tuple):
+        host = f"[{name[0]}]" if ":" in name[0] else name[0]
+        return f"{host}:{name[1]}"
+    return str(name) if name else ""
+
+
+HINT = "not a Redis server, or a TLS port (use rediss://)"
+
+
+def not_redis(peer: str, answer: bytes) -> str:
+    """What to say of a server whose answer is not RESP, with a hint of what it speaks."""
+    if answer[:1] in (b"\x15", b"\x16"):  # a TLS alert or handshake record
+        return f"{peer} is not a Redis server: it speaks TLS (use rediss://)"
+    if answer.startswith((b"HTTP/", b"<")):  # a status line, or the page of an HTTP/0.9 answer
+        return f"{peer} is not a Redis server: it speaks HTTP"
+    return f"{peer} is not a Redis server: it answered {answer[:16]!r}"
 
 
 def _release(
