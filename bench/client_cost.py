@@ -22,9 +22,12 @@ from redis.asyncio import Redis
 
 from bench import data
 from bench.procs import Valkey, temporary_processes
-from streamlimit.store import scripts
+from streamlimit.models import Limits
+from streamlimit.store import argv, scripts
 from streamlimit.store.keys import user_keys
 from streamlimit.store.pipelined import PipelinedClient
+
+HEARTBEAT = argv.heartbeat("s", 90_000, Limits(3))  # a renewal: every stream is seeded
 
 Call = Callable[[int], Awaitable[Any]]
 
@@ -57,10 +60,10 @@ async def _main(url: str, calls: int, concurrency: int) -> None:
         await ours.execute("EVALSHA", start_sha, len(k), *k, *data.start_argv("s", 86_400_000, 3))
 
     async def pipelined(i: int) -> Any:
-        return await ours.execute("EVALSHA", sha, len(keys[i]), *keys[i], "s", 90_000)
+        return await ours.execute("EVALSHA", sha, len(keys[i]), *keys[i], *HEARTBEAT)
 
     async def redis_py(i: int) -> Any:
-        return await theirs.evalsha(sha, len(keys[i]), *keys[i], "s", 90_000)
+        return await theirs.evalsha(sha, len(keys[i]), *keys[i], *HEARTBEAT)
 
     print(f"heartbeat script, {concurrency} concurrent callers, {calls:,} calls each way")
     await _measure("streamlimit PipelinedClient (1 connection)", pipelined, calls, concurrency)

@@ -10,7 +10,8 @@ from typing import Any
 
 import redis
 
-from streamlimit.store import scripts
+from streamlimit.models import Limits, Start
+from streamlimit.store import argv, scripts
 from streamlimit.store.keys import KINDS, user_keys
 
 DAY_MS = 86_400_000  # the longest lease the service accepts: nothing expires during the bench
@@ -22,8 +23,8 @@ def connect(url: str) -> redis.Redis:
 
 
 def start_argv(stream_id: str, ttl_ms: int, limit: int) -> tuple[str | int, ...]:
-    """The start script's ARGV (lua/start.lua): no device, no plans, no eviction, no budget."""
-    return (stream_id, "", ttl_ms, limit, "", "", "0", "", 0)
+    """The start script's ARGV (store/argv.py): no device, no plans, no eviction, no budget."""
+    return argv.start(stream_id, None, ttl_ms, Limits(limit), Start())
 
 
 def load_scripts(r: redis.Redis) -> dict[str, str]:

@@ -17,6 +17,8 @@ from typing import Any
 
 from bench import data
 from bench.procs import Valkey
+from streamlimit.models import Limits, Start
+from streamlimit.store import argv
 from streamlimit.store.keys import KINDS, user_keys
 
 CLIENTS = 50
@@ -32,13 +34,17 @@ class Script:
     destructive: bool  # reseed its users before each run
 
 
-SCRIPTS = (
-    Script("heartbeat", "u", ("s", str(data.DAY_MS)), True, False),
-    Script("list", "u", ("3", "", ""), True, False),
-    Script("limit", "u", ("get", "0", "3", "", "", ""), True, False),
-    Script("start", "n", ("s", "", str(data.DAY_MS), "3", "", "", "0", "", "0"), False, False),
-    Script("stop", "d", ("s", "", "0"), True, True),
-    Script("stop_all", "a", ("",), True, True),
+def _args(values: argv.Argv) -> tuple[str, ...]:
+    return tuple(str(v) for v in values)
+
+
+SCRIPTS = (  # each script's ARGV as the service builds it (store/argv.py)
+    Script("heartbeat", "u", _args(argv.heartbeat("s", data.DAY_MS, Limits(3))), True, False),
+    Script("list", "u", _args(argv.listing(Limits(3))), True, False),
+    Script("limit", "u", _args(argv.limit("get", 0, Limits(3))), True, False),
+    Script("start", "n", _args(argv.start("s", None, data.DAY_MS, Limits(3), Start())), False, False),
+    Script("stop", "d", _args(argv.stop("s", data.DAY_MS)), True, True),
+    Script("stop_all", "a", _args(argv.stop_all(data.DAY_MS)), True, True),
 )
 
 

@@ -22,16 +22,12 @@ from streamlimit.models import (
     StopResult,
     UserStreams,
 )
-from streamlimit.store import replies, scripts
+from streamlimit.store import argv, replies, scripts
 from streamlimit.store.keys import PATTERN, user_keys
 from streamlimit.store.resp import ReplyError
 
 if TYPE_CHECKING:
     from streamlimit.metrics import Metrics
-
-
-def _limit_args(limits: Limits) -> tuple[int, str, str]:
-    return limits.default, limits.encoded_plans(), limits.plan_hint or ""
 
 
 class Client(Protocol):
@@ -100,37 +96,34 @@ class RedisStore:
     async def start(
         self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start
     ) -> StartResult:
-        suffix, kind = replies.info(device, how.legacy)
-        r = await self._eval(
-            "start", user_id, stream_id, suffix, ttl_ms, *_limit_args(limits),
-            "1" if how.evict_oldest else "0", replies.actor(how.actor), how.starts_per_min, kind,
-        )  # fmt: skip
+        r = await self._eval("start", user_id, *argv.start(stream_id, device, ttl_ms, limits, how))
         return replies.start(user_id, stream_id, r)
 
     async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int, limits: Limits) -> Beat:
-        r = await self._eval("heartbeat", user_id, stream_id, ttl_ms, *_limit_args(limits))
+        r = await self._eval("heartbeat", user_id, *argv.heartbeat(stream_id, ttl_ms, limits))
         return replies.heartbeat(user_id, stream_id, r)
 
     async def stop(
         self, user_id: str, stream_id: str | None, ttl_ms: int, actor: Actor = NO_ACTOR, audit: bool = False
     ) -> StopResult:
-        who = replies.actor(actor)
-        r = await self._eval("stop", user_id, stream_id or "", ttl_ms, who, "1" if audit else "0")
-        return replies.stop(user_id, r)
+        return replies.stop(
+            user_id, await self._eval("stop", user_id, *argv.stop(stream_id, ttl_ms, actor, audit))
+        )
 
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
-        return replies.list_(user_id, await self._eval("list", user_id, *_limit_args(limits)))
+        return replies.list_(user_id, await self._eval("list", user_id, *argv.listing(limits)))
 
     async def stop_all(
         self, user_id: str, ttl_ms: int, actor: Actor = NO_ACTOR, per_min: int = 0
     ) -> StoppedAll:
-        return replies.stop_all(await self._eval("stop_all", user_id, ttl_ms, replies.actor(actor), per_min))
+        return replies.stop_all(await self._eval("stop_all", user_id, *argv.stop_all(ttl_ms, actor, per_min)))
 
     async def _limit(
         self, user_id: str, op: str, value: str | int, limits: Limits, actor: Actor = NO_ACTOR
     ) -> LimitInfo:
-        r = await self._eval("limit", user_id, op, value, *_limit_args(limits), replies.actor(actor))
-        return replies.limit(user_id, r)
+        return replies.limit(
+            user_id, await self._eval("limit", user_id, *argv.limit(op, value, limits, actor))
+        )
 
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
         return await self._limit(user_id, "get", 0, limits)

@@ -1,0 +1,48 @@
+"""Each Lua script's ARGV, built in one place: with ``replies.py`` (its reply), the Python half of
+a script's contract (lua/*.lua name their ARGV at their top, in this order)."""
+
+from __future__ import annotations
+
+from streamlimit.models import NO_ACTOR, Actor, Limits, Start
+from streamlimit.store import replies
+
+Argv = tuple[str | int, ...]
+
+
+def _limits(limits: Limits) -> Argv:
+    return limits.default, limits.encoded_plans(), limits.plan_hint or ""
+
+
+def start(stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start) -> Argv:
+    suffix, kind = replies.info(device, how.legacy)
+    evict = "1" if how.evict_oldest else "0"
+    return (
+        stream_id,
+        suffix,
+        ttl_ms,
+        *_limits(limits),
+        evict,
+        replies.actor(how.actor),
+        how.starts_per_min,
+        kind,
+    )
+
+
+def heartbeat(stream_id: str, ttl_ms: int, limits: Limits) -> Argv:
+    return (stream_id, ttl_ms, *_limits(limits))
+
+
+def stop(stream_id: str | None, ttl_ms: int, actor: Actor = NO_ACTOR, audit: bool = False) -> Argv:
+    return (stream_id or "", ttl_ms, replies.actor(actor), "1" if audit else "0")
+
+
+def stop_all(ttl_ms: int, actor: Actor = NO_ACTOR, per_min: int = 0) -> Argv:
+    return (ttl_ms, replies.actor(actor), per_min)
+
+
+def listing(limits: Limits) -> Argv:
+    return _limits(limits)
+
+
+def limit(op: str, value: str | int, limits: Limits, actor: Actor = NO_ACTOR) -> Argv:
+    return (op, value, *_limits(limits), replies.actor(actor))
