@@ -119,8 +119,9 @@ class Model:
         return new
 
     def _end(self, user: str, sid: str, ended: Ended, until: int) -> None:
-        del self.leases[(user, sid)]
-        self.ended[(user, sid)] = (ended, until)
+        """A lease ends; a v1 one leaves a tombstone (nothing heartbeats a legacy one)."""
+        if not self.leases.pop((user, sid)).legacy:
+            self.ended[(user, sid)] = (ended, until)
 
     @staticmethod
     def _spend(budgets: dict[str, int], user: str, now: int, per_min: int) -> int:

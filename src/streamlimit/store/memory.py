@@ -154,6 +154,14 @@ class MemoryStore:
         u.ended.pop(stream_id, None)
         return lease
 
+    @staticmethod
+    def _bury(u: _User, lease: Stream, ended: Ended, until: int) -> None:
+        """End a lease; a v1 one leaves a tombstone until ``until`` (a legacy one, which nothing
+        heartbeats, none), as lua/_prelude.lua's ``bury``."""
+        u.leases.pop(lease.stream_id, None)
+        if not lease.legacy:
+            u.ended[lease.stream_id] = (ended, until)
+
     async def start(
         self, user_id: str, stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start
     ) -> StartResult:
@@ -183,11 +191,7 @@ class MemoryStore:
             u.budget_tat_us = tat
         stream = self._admit(u, user_id, stream_id, device, now + ttl_ms, now, how.legacy)
         for victim in victims:
-            del u.leases[victim.stream_id]
-            u.ended[victim.stream_id] = (
-                Ended(victim.stream_id, now, EndReason.EVICTED, stream_id),
-                now + ttl_ms,
-            )
+            self._bury(u, victim, Ended(victim.stream_id, now, EndReason.EVICTED, stream_id), now + ttl_ms)
             self._record(u, Event(now, "evicted", how.actor, (victim.stream_id,)))
         return answer(StartStatus.ADMITTED, stream, evicted=victims)
 
@@ -216,7 +220,7 @@ class MemoryStore:
         removed = u.leases.pop(stream_id, None) if stream_id is not None else None
         if removed is not None:
             reason = EndReason.STOPPED_BY_ADMIN if audit else EndReason.STOPPED
-            u.ended[removed.stream_id] = (Ended(removed.stream_id, now, reason), now + ttl_ms)
+            self._bury(u, removed, Ended(removed.stream_id, now, reason), now + ttl_ms)
             if audit:
                 self._record(u, Event(now, "stopped_by_admin", actor, (removed.stream_id,)))
         return StopResult(removed, len(u.leases), at_ms=now)
@@ -236,10 +240,10 @@ class MemoryStore:
             return StoppedAll(now, retry_after_ms=wait)
         if tat is not None:
             u.stops_tat_us = tat
-        ids = tuple(s.stream_id for s in self._sorted(u.leases))
-        u.leases.clear()
-        for sid in ids:
-            u.ended[sid] = (Ended(sid, now, EndReason.STOPPED_ALL), now + ttl_ms)
+        stopped = self._sorted(u.leases)
+        ids = tuple(s.stream_id for s in stopped)
+        for lease in stopped:
+            self._bury(u, lease, Ended(lease.stream_id, now, EndReason.STOPPED_ALL), now + ttl_ms)
         if ids:
             self._record(u, Event(now, "stopped_all", actor, ids))
         return StoppedAll(now, ids)

@@ -154,23 +154,28 @@ local function settle(dead, last)
   end
 end
 
--- reads, before a script buries: the tombstone hash's PTTL and its tombstones that have ended
+-- reads, before a script buries: the tombstone hash's PTTL, and which of up to 20 of its
+-- tombstones, picked at random, have ended (so a burial's work is bounded whatever the hash holds,
+-- and the hash keeps about one lease TTL's worth)
 local function load_ended(now)
   local out = {pttl = redis.call('PTTL', ENDED), expired = {}}
-  local all = redis.call('HGETALL', ENDED)
-  for i = 1, #all, 2 do
-    local til = tonumber(string.match(all[i + 1], '^%d+|(%d+)|') or '0')
+  local sample = redis.call('HRANDFIELD', ENDED, 20, 'WITHVALUES')
+  for i = 1, #sample, 2 do
+    local til = tonumber(string.match(sample[i + 1], '^%d+|(%d+)|') or '0')
     if til <= now then
-      out.expired[#out.expired + 1] = all[i]
+      out.expired[#out.expired + 1] = sample[i]
     end
   end
   return out
 end
 
--- writes: remember why a stream ended until until_ms; the hash lives as long as its longest
--- tombstone, and each burial drops the ones that have ended (ended: load_ended's, read before
--- the first write), so it holds at most the tombstones of one lease TTL
-local function bury(sid, at, until_ms, reason, by, ended, now)
+-- writes: remember why a v1 stream ended until until_ms (a legacy one, which nothing heartbeats,
+-- leaves none); the hash lives as long as its longest tombstone, and each burial drops the ended
+-- ones load_ended found (read before the first write)
+local function bury(sid, kind, at, until_ms, reason, by, ended, now)
+  if kind == 'l' then
+    return
+  end
   redis.call('HSET', ENDED, sid, int(at) .. '|' .. int(until_ms) .. '|' .. reason .. '|' .. by)
   if ended.pttl < until_ms - now then
     redis.call('PEXPIRE', ENDED, int(until_ms - now))

@@ -26,7 +26,7 @@ local ended = ended_of(stream_id, now)
 if ended then
   local kept = load_ended(now)
   -- writes
-  bury(stream_id, ended.at, math.max(tonumber(ended.til), now + ttl), ended.reason, ended.by, kept, now)
+  bury(stream_id, 'v', ended.at, math.max(tonumber(ended.til), now + ttl), ended.reason, ended.by, kept, now)
   return {2, now, tonumber(ended.at), ended.reason, ended.by}
 end
 local state = load_leases(now)

@@ -51,7 +51,7 @@ local last = math.max(state.last or 0, now + ttl)
 for _, v in ipairs(victims) do
   redis.call('ZREM', LEASES, v.id)
   redis.call('HDEL', INFO, v.id)
-  bury(v.id, now, now + ttl, 'evicted', stream_id, ended, now)
+  bury(v.id, v.kind, now, now + ttl, 'evicted', stream_id, ended, now)
   record(now, 'evicted', actor, {v.id})
   append(reply, {v.id, v.expires, v.info})
 end

@@ -18,7 +18,7 @@ local ended = load_ended(now)
 -- writes
 redis.call('ZREM', LEASES, target.id)
 redis.call('HDEL', INFO, target.id)
-bury(target.id, now, now + ttl, by_admin and 'stopped_by_admin' or 'stopped', '', ended, now)
+bury(target.id, target.kind, now, now + ttl, by_admin and 'stopped_by_admin' or 'stopped', '', ended, now)
 if by_admin then
   record(now, 'stopped_by_admin', actor, {target.id})
 end

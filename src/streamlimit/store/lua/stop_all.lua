@@ -11,9 +11,9 @@ if wait > 0 then
   return {now, wait}
 end
 local state = load_leases(now)
-local ids = {}
+local ids, kinds = {}, {}
 for i, l in ipairs(state.alive) do
-  ids[i] = l.id
+  ids[i], kinds[i] = l.id, l.kind
 end
 local ended = #ids > 0 and load_ended(now) or nil
 -- writes
@@ -23,8 +23,8 @@ if #ids == 0 then
 end
 redis.call('ZREM', LEASES, unpack(ids))
 redis.call('HDEL', INFO, unpack(ids))
-for _, sid in ipairs(ids) do
-  bury(sid, now, now + ttl, 'stopped_all', '', ended, now)
+for i, sid in ipairs(ids) do
+  bury(sid, kinds[i], now, now + ttl, 'stopped_all', '', ended, now)
 end
 record(now, 'stopped_all', actor, ids)
 settle(state.dead, nil)
