@@ -13,6 +13,7 @@ The settings check at start-up reads ``STREAMLIMIT_HOST``, which ``uvicorn --fac
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from starlette.requests import Request
@@ -32,9 +33,15 @@ def host_name(host: str) -> str:
     return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
+@functools.lru_cache(maxsize=256)  # per request otherwise: ip_address() costs microseconds
 def is_loopback_name(host: str) -> bool:
     name = host_name(host).removesuffix(".")
     return is_loopback(name) or name.endswith(".localhost")
+
+
+@functools.lru_cache(maxsize=256)
+def _is_loopback_address(address: str) -> bool:
+    return is_loopback(address)
 
 
 class LoopbackOnly:
@@ -47,7 +54,7 @@ class LoopbackOnly:
             await self.app(scope, receive, send)
             return
         server = scope.get("server")
-        if server is not None and not is_loopback(str(server[0])):
+        if server is not None and not _is_loopback_address(str(server[0])):
             address = f"{server[0]}:{server[1]}"
             if address not in self._reported:
                 self._reported.add(address)
