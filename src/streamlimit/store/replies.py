@@ -112,9 +112,10 @@ def limit(user_id: str, reply: Sequence[Any]) -> LimitInfo:
 
 
 def actor(who: Actor) -> str:
-    """An actor as the JSON object the scripts record (lua/_prelude.lua's ``record``)."""
-    fields = {"name": who.name, "role": who.role, "credential": who.credential}
-    fields |= {"request_id": who.request_id, "client": who.client}
+    """An actor as the JSON object the scripts record (lua/_prelude.lua's ``record``), without
+    the members that have their default value (nobody: ``{}``)."""
+    fields = {"name": who.name or None, "role": None if who.role == "player" else who.role}
+    fields |= {"credential": who.credential, "request_id": who.request_id, "client": who.client}
     return json.dumps({k: v for k, v in fields.items() if v is not None}, separators=(",", ":"))
 
 
