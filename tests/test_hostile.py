@@ -144,7 +144,7 @@ def lingering_epochs(store: redis.Redis, found: set[str], idle: set[str]) -> set
 
 
 def info_value(store: redis.Redis, user: str, stream_id: str) -> tuple[str, str | None]:
-    """The info hash's "<started_ms>|<epoch>|<kind>[|<device>]" of a stream: start, device."""
+    """The info hash's "<started_ms>|<e>|<kind>[|<device>]" of a stream: start, device."""
     value = store.hget(key(user, "info"), stream_id)
     assert isinstance(value, str), (user, stream_id, value)
     parts = value.split("|", 3)
@@ -416,7 +416,7 @@ def test_device_text_is_a_value_never_a_key(client: httpx.Client, store: redis.R
     assert mine - rate == {key(user, "leases"), key(user, "info")}
     if device:  # ... and no key names it, e.g. "{u:x}:leases" as another user's key
         assert {k for k in found if device in k} == set()
-    # the info hash holds "<started_ms>|<epoch>|v|<device>", the device text whole, and the epoch
+    # the info hash holds "<started_ms>|<e>|v|<device>", the device text whole, and the epoch
     assert set(store.hkeys(key(user, "info"))) == {"s", "#epoch"}
     started, stored_device = info_value(store, user, "s")
     assert (rfc3339(int(started)), stored_device) == (r.json()["started_at"], device)

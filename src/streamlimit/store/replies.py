@@ -44,11 +44,13 @@ _OLD_INFO = re.compile(r"(\d+)(?:\|(.*))?", re.DOTALL)  # before epochs were per
 
 
 def stream(user_id: str, stream_id: str, expires_ms: int, raw: str) -> Stream:
-    """A lease from its info field ``<started_ms>|<epoch>|<kind>[|<device>]`` (or, written by an
-    earlier version and still renewed since, ``<started_ms>[|<device>]``: no epoch of its own)."""
+    """A lease from its info field ``<started_ms>|<e>|<kind>[|<device>]``, its epoch being
+    ``started_ms * 1000 + e`` (or, written by an earlier version and still renewed since,
+    ``<started_ms>[|<device>]``: no epoch of its own)."""
     if m := _INFO.fullmatch(raw):
-        started, epoch, kind, device = m.groups()
-        return Stream(user_id, stream_id, device, int(started), int(expires_ms), int(epoch), kind == "l")
+        started, extra, kind, device = m.groups()
+        epoch = int(started) * 1000 + int(extra)
+        return Stream(user_id, stream_id, device, int(started), int(expires_ms), epoch, kind == "l")
     old = _OLD_INFO.fullmatch(raw)
     started, device = old.groups() if old else ("0", None)
     return Stream(user_id, stream_id, device, int(started), int(expires_ms))

@@ -1,7 +1,8 @@
 -- Shared prelude, prepended to every script. Every script gets the same seven keys of one user:
 local LEASES = KEYS[1] -- sorted set, member = stream_id, score = expiry (ms, store clock)
-local INFO = KEYS[2] -- hash, stream_id -> "<started_ms>|<epoch>|<kind>" or "...|<kind>|<device>"
---                      (kind 'v': v1, 'l': legacy/compat), and '#epoch' (ids cannot contain '#')
+local INFO = KEYS[2] -- hash, stream_id -> "<started_ms>|<e>|<kind>" or "...|<kind>|<device>"
+--                      (the lease's epoch is started_ms * 1000 + e, e >= 0 and almost always 0;
+--                      kind 'v': v1, 'l': legacy/compat), and '#epoch' (ids cannot contain '#')
 local SETTINGS = KEYS[3] -- hash {limit = per-user override, plan = plan set by an admin}; no TTL
 local ENDED = KEYS[4] -- hash, stream_id -> "<at_ms>|<until_ms>|<reason>|<by>": a tombstone, kept
 --                      until until_ms (one lease TTL); reason evicted|stopped|stopped_all|
@@ -43,8 +44,9 @@ local function older(a, b) -- oldest first: by admission (epoch), then id
   return bytes_lt(a.id, b.id)
 end
 
+-- an epoch is at least its admission's clock in microseconds: store only what it adds to that
 local function info_of(started, epoch, kind, device_suffix)
-  return int(started) .. '|' .. int(epoch) .. '|' .. kind .. device_suffix
+  return int(started) .. '|' .. int(epoch - started * 1000) .. '|' .. kind .. device_suffix
 end
 
 -- reads: every lease of the user, {alive = oldest first, dead = ids expired by now, last = the
@@ -68,13 +70,12 @@ local function load_leases(now)
       state.dead[#state.dead + 1] = ids[i]
     else
       local info = infos[i] or '0|0|v'
-      local started, epoch, kind = string.match(info, '^(%d+)|(%d+)|([vl])')
+      local started, extra, kind = string.match(info, '^(%d+)|(%d+)|([vl])')
       if not started then
-        started = string.match(info, '^(%d+)') or '0'
-        epoch, kind = tonumber(started) * 1000, 'v'
+        started, extra, kind = string.match(info, '^(%d+)') or '0', '0', 'v'
       end
       state.alive[#state.alive + 1] = {id = ids[i], expires = expires, info = info,
-        started = tonumber(started), epoch = tonumber(epoch), kind = kind}
+        started = tonumber(started), epoch = tonumber(started) * 1000 + tonumber(extra), kind = kind}
       state.last = expires
     end
   end
