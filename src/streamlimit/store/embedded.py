@@ -170,7 +170,11 @@ class EmbeddedServer:
             launcher = await asyncio.create_subprocess_exec(
                 *args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(held.fileno(),)
             )
-            code = await launcher.wait()
+            try:
+                code = await launcher.wait()
+            except asyncio.CancelledError:  # aclose() while spawning: the launcher exits at once
+                await launcher.wait()  # (the server daemonizes), so reap it rather than leak it
+                raise
         if code != 0:
             raise StoreUnavailable(f"embedded store failed to start ({code}); see {self.path}/server.log")
         while not await ping_unix(self.socket):
