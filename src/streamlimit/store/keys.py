@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from functools import cache
+
+from redis.crc import key_slot
 
 PREFIX = "streamlimit"
 # each kind of key, and the Redis type it holds (see lua/_prelude.lua)
@@ -14,6 +17,7 @@ TYPES = {
     "events": "list",
     "rate": "string",
     "stops": "string",
+    "reached": "string",
 }
 KINDS = tuple(TYPES)
 # any key of the layout; the user part still has to be checked as an id
@@ -25,3 +29,38 @@ def user_keys(user_id: str) -> tuple[str, ...]:
     already be a valid id (no braces)."""
     tag = f"{PREFIX}:{{u:{user_id}}}"
     return tuple(f"{tag}:{kind}" for kind in KINDS)
+
+
+# The webhook queue (a Redis Stream, lua/_prelude.lua's ``notify``): one for the whole store, or on
+# a Cluster one per slot, named so that it shares the slot of the users whose events it holds (a
+# script may only touch keys of one slot).
+HOOKS = f"{PREFIX}:hooks"
+HOOKS_PATTERN = re.compile(rf"{PREFIX}:(?:hooks|\{{h:\d+\}}:hooks)")
+
+
+def hooks_key(user_id: str, per_slot: bool) -> str:
+    """The queue holding ``user_id``'s webhook events."""
+    if not per_slot:
+        return HOOKS
+    return slot_hooks_key(key_slot(user_keys(user_id)[0].encode()))
+
+
+def slot_hooks_key(slot: int) -> str:
+    """The Cluster queue of one slot: ``streamlimit:{h:N}:hooks``, N the smallest number whose
+    tag hashes to ``slot``."""
+    return f"{PREFIX}:{{h:{_slot_tags()[slot]}}}:hooks"
+
+
+@cache
+def _slot_tags() -> tuple[int, ...]:
+    """For each of the 16384 slots, the smallest N with ``key_slot("h:N") == slot`` (about
+    180,000 CRC16s, in C: tens of milliseconds, once per process)."""
+    tags: list[int | None] = [None] * 16384
+    missing, n = 16384, 0
+    while missing:
+        slot = key_slot(f"h:{n}".encode())
+        if tags[slot] is None:
+            tags[slot] = n
+            missing -= 1
+        n += 1
+    return tuple(t for t in tags if t is not None)
