@@ -14,6 +14,18 @@ every lease. Evictions, stops by an admin, stop-alls that stopped something, and
 changes (with the new value) are recorded as events, with who did them (name, role, credential,
 request id, client address).
 
+Devices: a start may carry its player's device id. Its own older streams beyond the per-device
+number (``per_device``) are replaced in the same step (a tombstone "replaced", an event), and a
+start may name one stream to replace ("watch here instead of there": when devices are counted, every
+stream of that stream's device), which is evicted whether or not the user is at the limit, or the
+start is refused as "target not active" and nothing happens. The limit counts streams, or (counts
+= devices) distinct devices, a stream without a device id being a device of its own; the streams a
+start replaces or names free their slots first, then the limit applies as always (evicting the
+oldest streams, or whole devices but never the start's own, when asked).
+
+Webhooks: every recorded event but an admin's stop is queued for delivery (when webhooks are on),
+and so is a refusal ("limit_reached"), at most once per user per minute.
+
 Every operation takes the store's "now" (ms) explicitly and answers with the same value types the
 stores answer with, so a reply can be compared with ``==``. Nothing is ever purged: a lease is
 active while ``expires_at_ms > now``, a tombstone lasts while its end is after now, and a record
@@ -45,6 +57,17 @@ from streamlimit.models import (
 
 EVENTS_KEPT = 100
 EVENTS_TTL_MS = 30 * 86_400_000
+REACHED_EVERY_MS = 60_000
+UNQUEUED = frozenset({"stopped_by_admin"})  # recorded, but no webhook
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A queued webhook event: whose, and the event (its time aside: see test_model's checks)."""
+
+    user: str
+    event: Event
+    active: int | None = None  # limit_reached: what the limit counted
 
 
 @dataclass
@@ -57,6 +80,8 @@ class Model:
     events: dict[str, list[Event]] = field(default_factory=dict)  # newest first
     budgets: dict[str, int] = field(default_factory=dict)  # GCRA theoretical arrival time (us)
     stop_budgets: dict[str, int] = field(default_factory=dict)  # ... of the stop-all budget
+    hooks: list[Hook] | None = None  # the webhook queue, oldest first; None: webhooks off
+    reached: dict[str, int] = field(default_factory=dict)  # no limit_reached hook until (ms)
 
     def copy(self) -> Model:
         return Model(
@@ -68,6 +93,8 @@ class Model:
             {u: list(e) for u, e in self.events.items()},
             dict(self.budgets),
             dict(self.stop_budgets),
+            None if self.hooks is None else list(self.hooks),
+            dict(self.reached),
         )
 
     # -- reading -------------------------------------------------------------------------------
@@ -109,11 +136,28 @@ class Model:
 
     def _record(self, user: str, event: Event, now: int) -> None:
         self.events[user] = [event, *self.user_events(user, now)][:EVENTS_KEPT]
+        if self.hooks is not None and event.action not in UNQUEUED:
+            self.hooks.append(Hook(user, event))
 
-    def _admit(self, user: str, sid: str, device: str | None, end: int, now: int, legacy: bool) -> Stream:
+    def _reached(self, user: str, event: Event, active: int, now: int) -> None:
+        """A refusal: queued when webhooks are on, at most once a minute per user."""
+        if self.hooks is not None and self.reached.get(user, -1) < now:
+            self.reached[user] = now + REACHED_EVERY_MS
+            self.hooks.append(Hook(user, event, active))
+
+    def _admit(
+        self,
+        user: str,
+        sid: str,
+        device: str | None,
+        end: int,
+        now: int,
+        legacy: bool,
+        device_id: str | None = None,
+    ) -> Stream:
         epoch = max(self.epochs.get(user, 0) + 1, now * 1000)
         self.epochs[user] = epoch
-        new = Stream(user, sid, device, now, end, epoch, legacy)
+        new = Stream(user, sid, device, now, end, epoch, legacy, device_id)
         self.leases[(user, sid)] = new
         self.ended.pop((user, sid), None)
         return new
@@ -163,21 +207,58 @@ class Model:
             )
 
         old = self.lease(user, stream_id, now)
+        count = limits.count(active)
         if old is not None:  # a retry: renew, keep started_at, device and epoch, never count twice
             renewed = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
             self.leases[(user, stream_id)] = renewed
-            return answer(StartStatus.RENEWED, renewed, len(active))
-        if len(active) >= info.limit and (not how.evict_oldest or info.limit == 0):
-            return answer(StartStatus.REFUSED, None, len(active), streams=active)
-        victims = active[: max(0, len(active) - info.limit + 1)]  # as many as it takes
+            return answer(StartStatus.RENEWED, renewed, count)
+        gone: dict[str, EndReason] = {}
+        if how.replace is not None:  # "watch here instead of there": that stream (or device)
+            target = self.lease(user, how.replace, now)
+            if target is None:
+                return answer(StartStatus.TARGET_NOT_ACTIVE, None, count)
+            for s in active:
+                if s.stream_id == target.stream_id or (limits.by_device and s.slot == target.slot):
+                    gone[s.stream_id] = EndReason.EVICTED
+        if how.device_id is not None:  # the device's own oldest, beyond its per-device number
+            mine = [s for s in active if s.device_id == how.device_id and s.stream_id not in gone]
+            for s in mine[: max(0, len(mine) - limits.per_device + 1)]:
+                gone[s.stream_id] = EndReason.REPLACED
+        new_slot = Stream(user, stream_id, None, 0, 0, device_id=how.device_id).slot
+
+        def need() -> int:  # what the limit counts once the new stream is in
+            left = [s for s in active if s.stream_id not in gone]
+            shared = limits.by_device and any(s.slot == new_slot for s in left)
+            return limits.count(left) + (0 if shared else 1)
+
+        if need() > info.limit:
+            if not how.evict_oldest or info.limit == 0:
+                self._reached(user, Event(now, "limit_reached", how.actor, (stream_id,), str(info.limit),
+                                          how.device_id), count, now)  # fmt: skip
+                return answer(StartStatus.REFUSED, None, count, streams=active)
+            for s in active:  # the oldest first: streams, or whole devices but never the new one's
+                if need() <= info.limit:
+                    break
+                if s.stream_id in gone or (limits.by_device and s.slot == new_slot):
+                    continue
+                for t in active:
+                    if t.stream_id == s.stream_id or (limits.by_device and t.slot == s.slot):
+                        gone[t.stream_id] = EndReason.EVICTED
         wait = self._spend(self.budgets, user, now, how.starts_per_min)
         if wait:
-            return answer(StartStatus.TOO_MANY, None, len(active), retry_after_ms=wait)
-        new = self._admit(user, stream_id, device, now + ttl_ms, now, how.legacy)
-        for v in victims:
+            return answer(StartStatus.TOO_MANY, None, count, retry_after_ms=wait)
+        new = self._admit(user, stream_id, device, now + ttl_ms, now, how.legacy, how.device_id)
+        evicted = tuple(s for s in active if gone.get(s.stream_id) is EndReason.EVICTED)
+        replaced = tuple(s for s in active if gone.get(s.stream_id) is EndReason.REPLACED)
+        for v in evicted:
             self._end(user, v.stream_id, Ended(v.stream_id, now, EndReason.EVICTED, stream_id), now + ttl_ms)
-            self._record(user, Event(now, "evicted", how.actor, (v.stream_id,)), now)
-        return answer(StartStatus.ADMITTED, new, len(active) + 1 - len(victims), evicted=victims)
+            self._record(user, Event(now, "evicted", how.actor, (v.stream_id,), stream_id), now)
+        for v in replaced:
+            self._end(user, v.stream_id, Ended(v.stream_id, now, EndReason.REPLACED, stream_id), now + ttl_ms)
+            event = Event(now, "replaced", how.actor, (v.stream_id,), stream_id, how.device_id)
+            self._record(user, event, now)
+        after = limits.count(self.active(user, now))
+        return answer(StartStatus.ADMITTED, new, after, evicted=evicted, replaced=replaced)
 
     def heartbeat(self, user: str, stream_id: str, ttl_ms: int, limits: Limits, now: int) -> Beat:
         old = self.lease(user, stream_id, now)
@@ -190,8 +271,8 @@ class Model:
             until = self.ended[(user, stream_id)][1]
             self.ended[(user, stream_id)] = (ended, max(until, now + ttl_ms))
             return Beat(ended=ended)
-        if len(self.active(user, now)) >= self.limit_info(user, limits).limit:
-            return Beat()
+        if limits.count(self.active(user, now)) >= self.limit_info(user, limits).limit:
+            return Beat()  # (a stream admitted again has no device id: it is a device of its own)
         return Beat(self._admit(user, stream_id, None, now + ttl_ms, now, False), readmitted=True)
 
     def stop(
@@ -223,7 +304,7 @@ class Model:
 
     def list(self, user: str, limits: Limits, now: int) -> UserStreams:
         info = self.limit_info(user, limits)
-        return UserStreams(user, info.limit, info.source, self.active(user, now), info.plan)
+        return UserStreams(user, info.limit, info.source, self.active(user, now), info.plan, limits.counts)
 
     def set_limit(self, user: str, limit: int | None, limits: Limits, actor: Actor, now: int) -> LimitInfo:
         if limit is None:

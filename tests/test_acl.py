@@ -14,7 +14,7 @@ from redis import Redis
 
 from streamlimit.errors import StoreUnavailable
 from streamlimit.models import Actor, EndReason, Limits, Start, StartStatus
-from streamlimit.store.keys import user_keys
+from streamlimit.store.keys import HOOKS, user_keys
 from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
 from streamlimit.store.resp import ReplyError
@@ -111,13 +111,30 @@ async def every_branch(store: RedisStore, snap: Callable[[], Any] | None = None)
     await step(store.list(u, LIMITS), lambda r: [s.stream_id for s in r.streams] == ["f"])
     trail = ["stopped_all", "stopped_by_admin", "plan_cleared", "limit_cleared", "evicted"]
     await step(store.events(u), lambda r: [e.action for e in r][:5] == trail and r[0].actor == PLAYER)
+    # devices: a reclaim by the same device, a replacement by name, one of a stream not active,
+    # and a refusal (with webhooks on, it queues limit.reached once a minute)
+    tv = Start(device_id="tv-1")
+    await step(store.start(u, "h", None, TTL, LIMITS, tv), lambda r: r.status is StartStatus.ADMITTED)
+    await step(
+        store.start(u, "i", None, TTL, LIMITS, tv), lambda r: [s.stream_id for s in r.replaced] == ["h"]
+    )
+    await step(store.heartbeat(u, "h", TTL, LIMITS), lambda r: r.ended.reason is EndReason.REPLACED)
+    await step(
+        store.start(u, "j", None, TTL, LIMITS, Start(replace="i")),
+        lambda r: [s.stream_id for s in r.evicted] == ["i"],
+    )
+    await step(
+        store.start(u, "k", None, TTL, LIMITS, Start(replace="gone")),
+        lambda r: r.status is StartStatus.TARGET_NOT_ACTIVE,
+    )
+    await step(store.start(u, "l", None, TTL, LIMITS, Start()), lambda r: r.status is StartStatus.REFUSED)
     return refused
 
 
 def snapshot(raw: Redis) -> list[Any]:
     """Every key of the user, byte for byte, with its absolute expiry."""
     out: list[Any] = []
-    for key in user_keys("acl"):
+    for key in (*user_keys("acl"), HOOKS):
         out += [key, raw.dump(key), raw.pexpiretime(key)]
     return out
 
@@ -136,7 +153,7 @@ def test_every_branch_of_every_script_runs_under_the_documented_acl(
     url = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{any_private_store.port}/0"
 
     async def main() -> None:
-        store = RedisStore(PipelinedClient.from_url(url, 2.0))
+        store = RedisStore(PipelinedClient.from_url(url, 2.0), hooks_max_len=1000)
         try:
             await store.ping()
             await every_branch(store)
@@ -148,9 +165,11 @@ def test_every_branch_of_every_script_runs_under_the_documented_acl(
 
     asyncio.run(main())
     # nothing the scripts wrote lives forever but the override and plan
-    leases, info, settings, ended, events, rate, stops = user_keys("acl")
+    leases, info, settings, ended, events, rate, stops, reached = user_keys("acl")
     assert admin.pttl(settings) == -2  # cleared
-    assert all(admin.pttl(k) != -1 for k in (leases, info, ended, events, rate, stops))
+    assert all(admin.pttl(k) != -1 for k in (leases, info, ended, events, rate, stops, reached))
+    assert admin.pttl(reached) > 0  # the refusal queued a webhook
+    assert admin.xlen(HOOKS) > 0
     assert admin.pttl(ended) > 0
     assert admin.pttl(events) > 0
 
@@ -165,8 +184,10 @@ def test_a_script_refused_a_read_writes_nothing(
     url = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{any_private_store.port}/0"
 
     async def main() -> None:
-        full = RedisStore(PipelinedClient.from_url(f"redis://127.0.0.1:{any_private_store.port}/0", 2.0))
-        limited = RedisStore(PipelinedClient.from_url(url, 2.0))
+        full = RedisStore(
+            PipelinedClient.from_url(f"redis://127.0.0.1:{any_private_store.port}/0", 2.0), hooks_max_len=1000
+        )
+        limited = RedisStore(PipelinedClient.from_url(url, 2.0), hooks_max_len=1000)
         try:
             # some state for every branch to find: three leases, a tombstone, an event, a budget
             for sid in ("a", "b", "c"):

@@ -22,6 +22,7 @@ sleeps past the first or the last pending short expiry.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -54,10 +55,13 @@ from streamlimit.models import (
 )
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
-from streamlimit.store.connect import open_store
-from streamlimit.store.keys import user_keys
-from streamlimit.store.memory import FakeClock
-from tests.model import Model
+from streamlimit.store.connect import store_client
+from streamlimit.store.hooks import MemoryHookQueue
+from streamlimit.store.keys import HOOKS, user_keys
+from streamlimit.store.memory import FakeClock, MemoryStore
+from streamlimit.store.redis import RedisStore
+from streamlimit.store.replies import event as decode_event
+from tests.model import Hook, Model
 from tests.servers import RedisServer
 
 R = TypeVar("R")
@@ -65,6 +69,7 @@ R = TypeVar("R")
 USERS = ("a", "a:b")  # two users, and "a:b" is not user "a" with stream "b"
 STREAMS = ("b", "B", "b.1", "x:y", "z@1")  # more ids than the largest limit; byte order matters on ties
 DEVICES = (None, "", "tv", "a|b", "phone ü")  # "" is not None; "|" is the store's own separator
+DEVICE_IDS = (None, None, "tv-1", "3:x|y", "p")  # a length prefix, ":" and "|" must not confuse it
 LONG_TTLS = (90_000, 21_600_000)  # the default lease and the legacy one: never expire in an example
 SHORT_TTLS = (100, 200)  # ms: long enough to be seen active on a real server, short enough to wait out
 PLANS = (("basic", 1), ("family", 4))
@@ -84,6 +89,7 @@ default_limits = st.sampled_from((3, 1, 2, 4, 0))  # shrinks towards the real de
 hints = st.sampled_from(HINTS)
 actors = st.sampled_from(ACTORS)
 budgets = st.sampled_from((0, 0, 4, 60_000, 100_000))  # starts per minute; 0: no budget
+device_ids = st.sampled_from(DEVICE_IDS)
 
 STORE_TIMEOUT_MS = 5_000  # a slow CI machine must not turn into StoreUnavailable
 EVERY_INSTANT_MS = 20  # a bracket this short is tried at each of its milliseconds
@@ -110,9 +116,10 @@ class StoreMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.model = Model()
+        self.model = Model(hooks=[])
         self.default_limit = 3
         self.starts_per_min = 0
+        self.counts, self.per_device = "streams", 1
         self.history: list[str] = []  # this example's calls and replies, for failure reports
         # one event loop for the machine's lifetime, driven call by call (asyncio.Runner.run would
         # also install a SIGINT handler on every call, which costs more than a memory-store call)
@@ -144,7 +151,11 @@ class StoreMachine(RuleBasedStateMachine):
             self.loop.close()
 
     def limits_for(self, hint: str | None = None) -> Limits:
-        return Limits(self.default_limit, PLANS, hint)
+        return Limits(self.default_limit, PLANS, hint, self.counts, self.per_device)
+
+    def queued(self) -> list[Hook]:
+        """The store's webhook queue, oldest first, as the model keeps it."""
+        raise NotImplementedError
 
     def check(
         self,
@@ -190,11 +201,20 @@ class StoreMachine(RuleBasedStateMachine):
 
     # -- configuration ---------------------------------------------------------------------------
 
-    @initialize(default_limit=default_limits, per_min=budgets)
-    def configure(self, default_limit: int, per_min: int) -> None:
+    @initialize(
+        default_limit=default_limits,
+        per_min=budgets,
+        counts=st.sampled_from(("streams", "devices")),
+        per_device=st.sampled_from((1, 2)),
+    )
+    def configure(self, default_limit: int, per_min: int, counts: str, per_device: int) -> None:
         self.default_limit = default_limit
         self.starts_per_min = per_min
-        self.history.append(f"default limit {default_limit}, start budget {per_min}/min")
+        self.counts, self.per_device = counts, per_device
+        self.history.append(
+            f"default limit {default_limit}, start budget {per_min}/min, counting {counts}, "
+            f"{per_device} per device"
+        )
 
     # -- the store's operations ------------------------------------------------------------------
 
@@ -207,6 +227,8 @@ class StoreMachine(RuleBasedStateMachine):
         legacy=st.booleans(),
         hint=hints,
         actor=actors,
+        device_id=device_ids,
+        replace=st.none() | streams,
     )
     def start(
         self,
@@ -218,8 +240,10 @@ class StoreMachine(RuleBasedStateMachine):
         legacy: bool = False,
         hint: str | None = None,
         actor: Actor = ACTORS[0],
+        device_id: str | None = None,
+        replace: str | None = None,
     ) -> None:
-        how = Start(evict, actor, self.starts_per_min, legacy)
+        how = Start(evict, actor, self.starts_per_min, legacy, device_id, replace)
         limits = self.limits_for(hint)
         self.check(
             f"start({user!r}, {stream!r}, {device!r}, ttl={ttl}, {how}, {limits})",
@@ -229,11 +253,14 @@ class StoreMachine(RuleBasedStateMachine):
             ttl,
         )
 
-    @rule(user=users, several=st.lists(st.tuples(streams, devices, ttls), min_size=2, max_size=6))
-    def start_several(self, user: str, several: list[tuple[str, str | None, int]]) -> None:
+    @rule(
+        user=users,
+        several=st.lists(st.tuples(streams, devices, ttls, device_ids), min_size=2, max_size=6),
+    )
+    def start_several(self, user: str, several: list[tuple[str, str | None, int, str | None]]) -> None:
         """A burst of starts for one user at one instant: reaches the limit (and retries) often."""
-        for stream, device, ttl in several:
-            self.start(user, stream, device, ttl)
+        for stream, device, ttl, device_id in several:
+            self.start(user, stream, device, ttl, device_id=device_id)
 
     @rule(user=users, stream=streams, ttl=ttls, hint=hints)
     def heartbeat(self, user: str, stream: str, ttl: int, hint: str | None = None) -> None:
@@ -273,6 +300,21 @@ class StoreMachine(RuleBasedStateMachine):
         self, pick: int, device: str | None, ttl: int, evict: bool, legacy: bool
     ) -> None:
         self.start(*self.known(pick), device, ttl, evict, legacy)
+
+    @rule(pick=st.integers(0, 15), stream=streams, ttl=ttls, evict=st.booleans(), device_id=device_ids)
+    def replace_a_started_stream(
+        self, pick: int, stream: str, ttl: int, evict: bool, device_id: str | None
+    ) -> None:
+        """ "Watch here instead of there": a start naming a stream started before."""
+        user, target = self.known(pick)
+        self.start(user, stream, "tv", ttl, evict, device_id=device_id, replace=target)
+
+    @rule(pick=st.integers(0, 15), stream=streams, ttl=ttls, evict=st.booleans())
+    def restart_on_the_same_device(self, pick: int, stream: str, ttl: int, evict: bool) -> None:
+        """A player restarted on a device that holds a lease: a new stream, the same device id."""
+        user, started = self.known(pick)
+        device_id = self.model.leases[(user, started)].device_id if self.model.leases else None
+        self.start(user, stream, None, ttl, evict, device_id=device_id or "tv-1")
 
     @rule(pick=st.integers(0, 15), ttl=ttls)
     def heartbeat_a_started_stream(self, pick: int, ttl: int) -> None:
@@ -347,6 +389,20 @@ class StoreMachine(RuleBasedStateMachine):
         for user in USERS:
             self.list_streams(user)
 
+    @invariant()
+    def the_webhook_queue_matches(self) -> None:
+        """Every recorded event but an admin's stop, and each refusal (once a minute per user),
+        is queued, in order, by the same call that recorded it."""
+        wanted = [replace(h, event=self.event_times((h.event,))[0]) for h in self.model.hooks or []]
+        found = [replace(h, event=self.event_times((h.event,))[0]) for h in self.queued()]
+        if found != wanted:
+            self.fail(f"the webhook queue:\n  found  {found}\n  wanted {wanted}")
+
+
+def _hook(user: str, raw: str) -> Hook:
+    active = json.loads(raw).get("active")
+    return Hook(user, decode_event(raw), None if active is None else int(active))
+
 
 class MemoryMachine(StoreMachine):
     """The memory store on a fake clock: the model is asked at exactly the store's now."""
@@ -356,10 +412,14 @@ class MemoryMachine(StoreMachine):
         super().__init__()
 
     async def open_store(self) -> Store:
-        return await open_store(Settings(store_url="memory://"), clock=self.clock)
+        self.hooks = MemoryHookQueue()
+        return MemoryStore(self.clock, self.hooks)
 
     def now_ms(self) -> int:
         return self.clock.now_ms
+
+    def queued(self) -> list[Hook]:
+        return [_hook(e.user_id, e.event) for e in self.hooks.entries]
 
     def pending_expiries(self) -> list[int]:
         now = self.clock.now_ms
@@ -391,7 +451,14 @@ class RedisMachine(StoreMachine):
         self.raw: Redis = Redis.from_url(self.server.url, decode_responses=True)
 
     async def open_store(self) -> Store:
-        return await open_store(Settings(store_url=self.server.url, store_timeout_ms=STORE_TIMEOUT_MS))
+        settings = Settings(store_url=self.server.url, store_timeout_ms=STORE_TIMEOUT_MS)
+        return RedisStore(store_client(self.server.url, settings), hooks_max_len=100_000)
+
+    def queued(self) -> list[Hook]:
+        async def read() -> list[Any]:
+            return list(await self.raw.xrange(HOOKS) or [])
+
+        return [_hook(fields["u"], fields["e"]) for _, fields in self.run(read())]
 
     async def close(self) -> None:
         try:
@@ -450,7 +517,7 @@ class RedisMachine(StoreMachine):
                 p.pexpiretime(info)
                 p.hget(limit, "limit")
                 p.pttl(limit)
-                for key in user_keys(user)[3:]:  # ended, events, rate, stops
+                for key in user_keys(user)[3:]:  # ended, events, rate, stops, reached
                     p.pttl(key)
                 return list(await p.execute())
 
@@ -475,7 +542,7 @@ class RedisMachine(StoreMachine):
                     None if override is None else str(override),
                     -1 if override is not None or user in self.model.plans else -2,
                 ),
-                "tombstones, events and budget expire": [True] * 4,
+                "tombstones, events and budget expire": [True] * 5,
             }
             if found != wanted:
                 self.fail(f"the keys of {user!r} (leases {members}):\n  found  {found}\n  wanted {wanted}")

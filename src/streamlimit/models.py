@@ -17,6 +17,12 @@ class Stream:
     expires_at_ms: int
     epoch: int | None = None  # this lease's own admission epoch (fencing); None when degraded
     legacy: bool = False  # started through the compat API
+    device_id: str | None = None  # the player installation's stable id (an id), if it gave one
+
+    @property
+    def slot(self) -> str:
+        """What this lease counts as when devices are counted: its device, or itself."""
+        return f"d:{self.device_id}" if self.device_id is not None else f"s:{self.stream_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +33,20 @@ class Limits:
     default: int
     plans: tuple[tuple[str, int], ...] = ()
     plan_hint: str | None = None  # the caller's plan claim
+    counts: str = "streams"  # what the limit counts: "streams", or "devices" (distinct device ids)
+    per_device: int = 1  # streams one device may hold before its own oldest is replaced
 
     def encoded_plans(self) -> str:
         return ",".join(f"{name}={limit}" for name, limit in self.plans)
+
+    @property
+    def by_device(self) -> bool:
+        return self.counts == "devices"
+
+    def count(self, streams: tuple[Stream, ...] | list[Stream]) -> int:
+        """How much of the limit ``streams`` take: streams, or distinct devices (a stream without
+        a device id is a device of its own)."""
+        return len({s.slot for s in streams}) if self.by_device else len(streams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +72,16 @@ NO_ACTOR = Actor()
 @dataclass(frozen=True, slots=True)
 class Start:
     """What a start asks for besides the stream: evict the oldest when full, who asks (for
-    the audit trail), the per-minute budget of admissions (0: none), and whether the lease is a
-    legacy (compat) one."""
+    the audit trail), the per-minute budget of admissions (0: none), whether the lease is a
+    legacy (compat) one, the player's device id (its own older streams past the per-device
+    number are replaced) and a stream to replace ("watch here instead of there")."""
 
     evict_oldest: bool = False
     actor: Actor = NO_ACTOR
     starts_per_min: int = 0
     legacy: bool = False
+    device_id: str | None = None
+    replace: str | None = None
 
 
 class StartStatus(enum.Enum):
@@ -69,19 +89,21 @@ class StartStatus(enum.Enum):
     RENEWED = "renewed"  # the stream was already active; its lease was extended
     REFUSED = "refused"  # the user holds `limit` active streams
     TOO_MANY = "too_many_starts"  # the per-minute start budget is spent
+    TARGET_NOT_ACTIVE = "target_not_active"  # the stream to replace is not active: nothing done
 
 
 @dataclass(frozen=True, slots=True)
 class StartResult:
     status: StartStatus
     stream: Stream | None  # None when refused
-    active: int | None  # active streams after the call; None when degraded
+    active: int | None  # what the limit counts (streams or devices) after the call; None: degraded
     limit: int
     streams: tuple[Stream, ...] = ()  # the active streams, filled when refused
     degraded: bool = False  # answered by the outage policy, not by the store
     limit_source: str = "default"  # "user", "plan" or "default"
     plan: str | None = None
-    evicted: tuple[Stream, ...] = ()  # the streams this admission replaced, oldest first
+    evicted: tuple[Stream, ...] = ()  # the streams this admission evicted, oldest first
+    replaced: tuple[Stream, ...] = ()  # the same device's streams it replaced, oldest first
     retry_after_ms: int = 0  # TOO_MANY: when the budget allows the next admission
 
     @property
@@ -95,6 +117,7 @@ class EndReason(enum.Enum):
     STOPPED = "stopped"  # stopped by its own player
     STOPPED_ALL = "stopped_all"  # "sign out of all devices"
     STOPPED_BY_ADMIN = "stopped_by_admin"
+    REPLACED = "replaced"  # a newer stream of the same device took over its slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +128,7 @@ class Ended:
     stream_id: str
     at_ms: int
     reason: EndReason
-    replaced_by: str | None = None  # EVICTED: the stream that took the slot
+    replaced_by: str | None = None  # EVICTED, REPLACED: the stream that took the slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +143,16 @@ class Beat:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One audit-trail entry: evicted, stopped_all, stopped_by_admin, limit_set, limit_cleared,
-    plan_set, plan_cleared; ``value``: the new limit or plan."""
+    """One audit-trail entry: evicted, replaced, stopped_all, stopped_by_admin, limit_set,
+    limit_cleared, plan_set, plan_cleared; ``value``: the new limit or plan, or the stream that
+    took an evicted or replaced one's slot; ``device_id``: the device whose stream was replaced."""
 
     at_ms: int
     action: str
     actor: Actor
     streams: tuple[str, ...] = ()
     value: str | None = None
+    device_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +200,12 @@ class UserStreams:
     limit_source: str
     streams: tuple[Stream, ...] = field(default=())  # oldest first
     plan: str | None = None
+    counts: str = "streams"  # what the limit counts: "streams" or "devices"
 
     @property
     def active(self) -> int:
-        return len(self.streams)
+        """What the limit counts: active streams, or their distinct devices."""
+        return len({s.slot for s in self.streams}) if self.counts == "devices" else len(self.streams)
 
     @property
     def remaining(self) -> int:

@@ -10,7 +10,14 @@ Argv = tuple[str | int, ...]
 
 
 def _limits(limits: Limits) -> Argv:
-    return limits.default, limits.encoded_plans(), limits.plan_hint or ""
+    by_device = "1" if limits.by_device else "0"
+    return limits.default, limits.encoded_plans(), limits.plan_hint or "", by_device, limits.per_device
+
+
+def common(user_id: str, hooks_max_len: int) -> Argv:
+    """The last two ARGV of every script: the user (for its webhook events) and the webhook
+    queue's length, 0 when webhooks are off (lua/_prelude.lua)."""
+    return user_id, hooks_max_len
 
 
 def start(stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start) -> Argv:
@@ -25,6 +32,8 @@ def start(stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: 
         replies.actor(how.actor),
         how.starts_per_min,
         kind,
+        how.device_id or "",
+        how.replace or "",
     )
 
 

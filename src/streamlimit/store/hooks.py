@@ -15,12 +15,23 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from streamlimit.models import Event
+from streamlimit.store import replies
+
 QUEUED_ACTIONS = frozenset(
     {"evicted", "replaced", "stopped_all", "limit_set", "limit_cleared", "plan_set", "plan_cleared"}
     | {"limit_reached"}
 )
 REACHED_EVERY_MS = 60_000  # at most one limit.reached per user per minute
 DEFAULT_MAX_LEN = 100_000  # the queue is trimmed (approximately, on Redis) to this many entries
+
+
+def event_json(event: Event, active: int | None = None) -> dict[str, Any]:
+    """An event as the scripts queue it (lua/_prelude.lua's ``record`` and ``notify``)."""
+    fields: dict[str, Any] = {"at": event.at_ms, "action": event.action}
+    fields |= {"actor": json.loads(replies.actor(event.actor)), "streams": list(event.streams)}
+    extra = {"value": event.value, "device_id": event.device_id, "active": active}
+    return fields | {k: v for k, v in extra.items() if v is not None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from streamlimit.models import (
     Stream,
     UserStreams,
 )
+from streamlimit.store.hooks import QUEUED_ACTIONS, REACHED_EVERY_MS, MemoryHookQueue, event_json
 
 Clock = Callable[[], int]  # returns now in milliseconds
 EVENTS_KEPT = 100
@@ -58,11 +59,34 @@ class _User:
     events: list[Event] = field(default_factory=list)  # newest first
     budget_tat_us: int = 0  # GCRA theoretical arrival time of the start budget
     stops_tat_us: int = 0  # ... and of the stop-all budget
+    reached_until: int = -1  # no limit_reached webhook until then (ms)
 
 
 def by_admission(s: Stream) -> tuple[int, str]:
     """Oldest first: by epoch (admission order), then id, as lua/_prelude.lua's ``older``."""
     return (s.epoch if s.epoch is not None else s.started_at_ms * 1000), s.stream_id
+
+
+def _need(active: tuple[Stream, ...], gone: dict[str, EndReason], limits: Limits, new_slot: str) -> int:
+    """What the limit counts once a new stream (counted as ``new_slot``) is in and ``gone`` out."""
+    left = [s for s in active if s.stream_id not in gone]
+    shared = limits.by_device and any(s.slot == new_slot for s in left)
+    return limits.count(left) + (0 if shared else 1)
+
+
+def _evict_oldest(
+    active: tuple[Stream, ...], gone: dict[str, EndReason], limits: Limits, new_slot: str, limit: int
+) -> None:
+    """Evict the oldest streams (when devices are counted, whole devices, never the new stream's
+    own) until the new one fits, as lua/start.lua."""
+    for s in active:
+        if _need(active, gone, limits, new_slot) <= limit:
+            return
+        if s.stream_id in gone or (limits.by_device and s.slot == new_slot):
+            continue
+        for t in active:
+            if t.stream_id == s.stream_id or (limits.by_device and t.slot == s.slot):
+                gone[t.stream_id] = EndReason.EVICTED
 
 
 def _budget(tat_us: int, now: int, per_min: int) -> tuple[int, int | None]:
@@ -82,8 +106,9 @@ def _budget(tat_us: int, now: int, per_min: int) -> tuple[int, int | None]:
 class MemoryStore:
     """Methods never await, so each one is atomic on the event loop, like a Lua script."""
 
-    def __init__(self, clock: Clock = system_clock_ms) -> None:
+    def __init__(self, clock: Clock = system_clock_ms, hooks: MemoryHookQueue | None = None) -> None:
         self._clock = clock
+        self.hooks = hooks  # the webhook queue; None: webhooks off
         self._users: dict[str, _User] = {}
         self._sweep_at = 1024  # forget idle users when this many are held (see _sweep)
 
@@ -116,7 +141,7 @@ class MemoryStore:
             idle = not (u.leases or u.ended or u.events) and u.limit is None and u.plan is None
             # the epoch is kept a second past its last use, as Redis keeps '#epoch': a new one
             # is at least now * 1000 (lua/_prelude.lua), so it still grows once forgotten
-            spent = max(u.budget_tat_us, u.stops_tat_us) > now * 1000
+            spent = max(u.budget_tat_us, u.stops_tat_us) > now * 1000 or u.reached_until >= now
             if idle and not spent and u.epoch < (now - 1000) * 1000:
                 del self._users[user_id]
         self._sweep_at = max(1024, 2 * len(self._users))
@@ -124,6 +149,11 @@ class MemoryStore:
     def users_held(self) -> int:
         """How many users this store keeps records for (idle ones are forgotten over time)."""
         return len(self._users)
+
+    def _notify(self, user_id: str, event: Event, active: int | None = None) -> None:
+        """Queue a webhook event, as lua/_prelude.lua's ``notify`` (the audit event's JSON)."""
+        if self.hooks is not None:
+            self.hooks.add(event.at_ms, user_id, event_json(event, active))
 
     @staticmethod
     def _limit(user_id: str, u: _User, limits: Limits) -> LimitInfo:
@@ -139,17 +169,25 @@ class MemoryStore:
     def _sorted(leases: dict[str, Stream]) -> tuple[Stream, ...]:
         return tuple(sorted(leases.values(), key=by_admission))
 
-    @staticmethod
-    def _record(u: _User, event: Event) -> None:
+    def _record(self, user_id: str, u: _User, event: Event) -> None:
         u.events.insert(0, event)
         del u.events[EVENTS_KEPT:]
+        if event.action in QUEUED_ACTIONS:
+            self._notify(user_id, event)
 
     @staticmethod
     def _admit(
-        u: _User, user_id: str, stream_id: str, device: str | None, end: int, now: int, legacy: bool
+        u: _User,
+        user_id: str,
+        stream_id: str,
+        device: str | None,
+        end: int,
+        now: int,
+        legacy: bool,
+        device_id: str | None = None,
     ) -> Stream:
         u.epoch = max(u.epoch + 1, now * 1000)
-        lease = Stream(user_id, stream_id, device, now, end, u.epoch, legacy)
+        lease = Stream(user_id, stream_id, device, now, end, u.epoch, legacy, device_id)
         u.leases[stream_id] = lease
         u.ended.pop(stream_id, None)
         return lease
@@ -169,31 +207,70 @@ class MemoryStore:
         u = self._user(user_id, now)
         info = self._limit(user_id, u, limits)
 
-        def answer(status: StartStatus, stream: Stream | None = None, **extra: Any) -> StartResult:
+        def answer(status: StartStatus, stream: Stream | None, active: int, **extra: Any) -> StartResult:
             return StartResult(
-                status, stream, len(u.leases), info.limit, limit_source=info.source, plan=info.plan,
-                **extra,
-            )  # fmt: skip
+                status, stream, active, info.limit, limit_source=info.source, plan=info.plan, **extra
+            )
 
         old = u.leases.get(stream_id)
+        active = self._sorted(u.leases)
+        count = limits.count(active)
         if old is not None:
             renewed = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
             u.leases[stream_id] = renewed
-            return answer(StartStatus.RENEWED, renewed)
-        active = self._sorted(u.leases)
-        if len(active) >= info.limit and (not how.evict_oldest or info.limit == 0):
-            return answer(StartStatus.REFUSED, streams=active)
-        victims = active[: max(0, len(active) - info.limit + 1)]
+            return answer(StartStatus.RENEWED, renewed, count)
+        gone = self._replaced(u, active, limits, how)
+        if gone is None:
+            return answer(StartStatus.TARGET_NOT_ACTIVE, None, count)
+        new_slot = Stream(user_id, stream_id, None, 0, 0, device_id=how.device_id).slot
+        if _need(active, gone, limits, new_slot) > info.limit:
+            if not how.evict_oldest or info.limit == 0:
+                if self.hooks is not None and u.reached_until < now:
+                    u.reached_until = now + REACHED_EVERY_MS
+                    refusal = Event(
+                        now, "limit_reached", how.actor, (stream_id,), str(info.limit), how.device_id
+                    )
+                    self._notify(user_id, refusal, count)
+                return answer(StartStatus.REFUSED, None, count, streams=active)
+            _evict_oldest(active, gone, limits, new_slot, info.limit)
         wait, tat = _budget(u.budget_tat_us, now, how.starts_per_min)
         if wait:
-            return answer(StartStatus.TOO_MANY, retry_after_ms=wait)
+            return answer(StartStatus.TOO_MANY, None, count, retry_after_ms=wait)
         if tat is not None:
             u.budget_tat_us = tat
-        stream = self._admit(u, user_id, stream_id, device, now + ttl_ms, now, how.legacy)
-        for victim in victims:
+        stream = self._admit(u, user_id, stream_id, device, now + ttl_ms, now, how.legacy, how.device_id)
+        evicted = tuple(s for s in active if gone.get(s.stream_id) is EndReason.EVICTED)
+        replaced = tuple(s for s in active if gone.get(s.stream_id) is EndReason.REPLACED)
+        for victim in evicted:
             self._bury(u, victim, Ended(victim.stream_id, now, EndReason.EVICTED, stream_id), now + ttl_ms)
-            self._record(u, Event(now, "evicted", how.actor, (victim.stream_id,)))
-        return answer(StartStatus.ADMITTED, stream, evicted=victims)
+            self._record(user_id, u, Event(now, "evicted", how.actor, (victim.stream_id,), stream_id))
+        for old_one in replaced:
+            self._bury(u, old_one, Ended(old_one.stream_id, now, EndReason.REPLACED, stream_id), now + ttl_ms)
+            event = Event(now, "replaced", how.actor, (old_one.stream_id,), stream_id, how.device_id)
+            self._record(user_id, u, event)
+        after = limits.count(self._sorted(u.leases))
+        return answer(StartStatus.ADMITTED, stream, after, evicted=evicted, replaced=replaced)
+
+    @staticmethod
+    def _replaced(
+        u: _User, active: tuple[Stream, ...], limits: Limits, how: Start
+    ) -> dict[str, EndReason] | None:
+        """The streams a start ends before the limit applies: the one it names to replace (when
+        devices are counted, every stream of that one's device), and the device's own oldest
+        beyond its per-device number; None when the named one is not active."""
+        gone: dict[str, EndReason] = {}
+        if how.replace is not None:
+            target = u.leases.get(how.replace)
+            if target is None:
+                return None
+            for s in active:
+                if s.stream_id == target.stream_id or (limits.by_device and s.slot == target.slot):
+                    gone[s.stream_id] = EndReason.EVICTED
+        if how.device_id is not None:
+            mine = [s for s in active if s.device_id == how.device_id and s.stream_id not in gone]
+            for s in mine[: max(0, len(mine) - limits.per_device + 1)]:
+                gone[s.stream_id] = EndReason.REPLACED
+        return gone
 
     async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int, limits: Limits) -> Beat:
         now = self._clock()
@@ -206,7 +283,7 @@ class MemoryStore:
             ended, until = u.ended[stream_id]
             u.ended[stream_id] = (ended, max(until, now + ttl_ms))
             return Beat(ended=ended)
-        if len(u.leases) >= self._limit(user_id, u, limits).limit:
+        if limits.count(tuple(u.leases.values())) >= self._limit(user_id, u, limits).limit:
             return Beat()
         return Beat(self._admit(u, user_id, stream_id, None, now + ttl_ms, now, False), readmitted=True)
 
@@ -222,13 +299,13 @@ class MemoryStore:
             reason = EndReason.STOPPED_BY_ADMIN if audit else EndReason.STOPPED
             self._bury(u, removed, Ended(removed.stream_id, now, reason), now + ttl_ms)
             if audit:
-                self._record(u, Event(now, "stopped_by_admin", actor, (removed.stream_id,)))
+                self._record(user_id, u, Event(now, "stopped_by_admin", actor, (removed.stream_id,)))
         return StopResult(removed, len(u.leases), at_ms=now)
 
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
         u = self._user(user_id, self._clock())
         info = self._limit(user_id, u, limits)
-        return UserStreams(user_id, info.limit, info.source, self._sorted(u.leases), info.plan)
+        return UserStreams(user_id, info.limit, info.source, self._sorted(u.leases), info.plan, limits.counts)
 
     async def stop_all(
         self, user_id: str, ttl_ms: int, actor: Actor = NO_ACTOR, per_min: int = 0
@@ -245,7 +322,7 @@ class MemoryStore:
         for lease in stopped:
             self._bury(u, lease, Ended(lease.stream_id, now, EndReason.STOPPED_ALL), now + ttl_ms)
         if ids:
-            self._record(u, Event(now, "stopped_all", actor, ids))
+            self._record(user_id, u, Event(now, "stopped_all", actor, ids))
         return StoppedAll(now, ids)
 
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
@@ -258,9 +335,9 @@ class MemoryStore:
         u = self._user(user_id, now)
         u.limit = limit
         if limit is None:
-            self._record(u, Event(now, "limit_cleared", actor))
+            self._record(user_id, u, Event(now, "limit_cleared", actor))
         else:
-            self._record(u, Event(now, "limit_set", actor, value=str(limit)))
+            self._record(user_id, u, Event(now, "limit_set", actor, value=str(limit)))
         return self._limit(user_id, u, limits)
 
     async def set_plan(
@@ -270,6 +347,7 @@ class MemoryStore:
         u = self._user(user_id, now)
         u.plan = plan
         self._record(
+            user_id,
             u,
             Event(now, "plan_cleared", actor) if plan is None else Event(now, "plan_set", actor, value=plan),
         )

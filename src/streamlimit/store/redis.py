@@ -23,7 +23,8 @@ from streamlimit.models import (
     UserStreams,
 )
 from streamlimit.store import argv, replies, scripts
-from streamlimit.store.keys import PATTERN, user_keys
+from streamlimit.store.cluster import ClusterClient
+from streamlimit.store.keys import PATTERN, hooks_key, user_keys
 from streamlimit.store.resp import ReplyError
 
 if TYPE_CHECKING:
@@ -53,15 +54,23 @@ class RedisStore:
         client: Client,
         on_close: Callable[[], Awaitable[None]] | None = None,
         metrics: Metrics | None = None,
+        *,
+        hooks_max_len: int = 0,
+        hooks_per_slot: bool | None = None,
     ) -> None:
         self._client = client
         self._on_close = on_close
         self._metrics = metrics
+        self._hooks_max_len = hooks_max_len  # 0: webhooks off, nothing is queued
+        if hooks_per_slot is None:  # a Cluster: one queue per slot (a script's keys share one)
+            hooks_per_slot = isinstance(client, ClusterClient)
+        self._hooks_per_slot = hooks_per_slot
         self._cursor = 0  # of the active-streams sample
         self._shas = {name: _sha1(scripts.source(name)) for name in scripts.NAMES}
 
     async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
-        keys = user_keys(user_id)
+        keys = (*user_keys(user_id), hooks_key(user_id, self._hooks_per_slot))
+        args = (*args, *argv.common(user_id, self._hooks_max_len))
         started = time.perf_counter()
         try:
             try:
@@ -111,7 +120,8 @@ class RedisStore:
         )
 
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
-        return replies.list_(user_id, await self._eval("list", user_id, *argv.listing(limits)))
+        reply = await self._eval("list", user_id, *argv.listing(limits))
+        return replies.list_(user_id, reply, limits.counts)
 
     async def stop_all(
         self, user_id: str, ttl_ms: int, actor: Actor = NO_ACTOR, per_min: int = 0

@@ -31,6 +31,7 @@ _START_STATUS = {
     1: StartStatus.ADMITTED,
     2: StartStatus.RENEWED,
     3: StartStatus.TOO_MANY,
+    4: StartStatus.TARGET_NOT_ACTIVE,
 }
 
 
@@ -39,18 +40,24 @@ def info(device: str | None, legacy: bool) -> tuple[str, str]:
     return ("" if device is None else f"|{device}"), ("l" if legacy else "v")
 
 
-_INFO = re.compile(r"(\d+)\|(\d+)\|([vl])(?:\|(.*))?", re.DOTALL)
+_INFO = re.compile(r"(\d+)\|(\d+)\|([vl])(?:(\d+):)?(.*)", re.DOTALL)
 _OLD_INFO = re.compile(r"(\d+)(?:\|(.*))?", re.DOTALL)  # before epochs were per lease
 
 
 def stream(user_id: str, stream_id: str, expires_ms: int, raw: str) -> Stream:
-    """A lease from its info field ``<started_ms>|<e>|<kind>[|<device>]``, its epoch being
-    ``started_ms * 1000 + e`` (or, written by an earlier version and still renewed since,
-    ``<started_ms>[|<device>]``: no epoch of its own)."""
+    """A lease from its info field ``<started_ms>|<e>|<kind>[<n>:<device_id>][|<device>]``, its
+    epoch being ``started_ms * 1000 + e``, n the device id's length (or, written by an earlier
+    version and still renewed since, ``<started_ms>[|<device>]``: no epoch of its own)."""
     if m := _INFO.fullmatch(raw):
-        started, extra, kind, device = m.groups()
+        started, extra, kind, n, rest = m.groups()
+        device_id = None
+        if n is not None:
+            device_id, rest = rest[: int(n)], rest[int(n) :]
+        device = rest[1:] if rest.startswith("|") else None
         epoch = int(started) * 1000 + int(extra)
-        return Stream(user_id, stream_id, device, int(started), int(expires_ms), epoch, kind == "l")
+        return Stream(
+            user_id, stream_id, device, int(started), int(expires_ms), epoch, kind == "l", device_id
+        )
     old = _OLD_INFO.fullmatch(raw)
     started, device = old.groups() if old else ("0", None)
     return Stream(user_id, stream_id, device, int(started), int(expires_ms))
@@ -70,9 +77,15 @@ def start(user_id: str, stream_id: str, reply: Sequence[Any]) -> StartResult:
         return StartResult(status, None, active, limit, streams(user_id, rest), **common)
     if status is StartStatus.TOO_MANY:
         return StartResult(status, None, active, limit, retry_after_ms=int(rest[0]), **common)
-    expires, raw, *evicted = rest
+    if status is StartStatus.TARGET_NOT_ACTIVE:
+        return StartResult(status, None, active, limit, **common)
+    if status is StartStatus.RENEWED:
+        return StartResult(status, stream(user_id, stream_id, rest[0], rest[1]), active, limit, **common)
+    expires, raw, n_evicted, *ended = rest
     lease = stream(user_id, stream_id, expires, raw)
-    return StartResult(status, lease, active, limit, evicted=streams(user_id, evicted), **common)
+    gone = streams(user_id, ended)
+    evicted, replaced = gone[: int(n_evicted)], gone[int(n_evicted) :]
+    return StartResult(status, lease, active, limit, evicted=evicted, replaced=replaced, **common)
 
 
 def heartbeat(user_id: str, stream_id: str, reply: Sequence[Any]) -> Beat:
@@ -101,10 +114,10 @@ def stop_all(reply: Sequence[Any]) -> StoppedAll:
     return StoppedAll(int(now), tuple(ids), int(wait))
 
 
-def list_(user_id: str, reply: Sequence[Any]) -> UserStreams:
+def list_(user_id: str, reply: Sequence[Any], counts: str = "streams") -> UserStreams:
     """``{now_ms, limit, source, plan, id, expires_ms, info, ...}`` (lua/list.lua)."""
     _now, limit, source, plan, *flat = reply
-    return UserStreams(user_id, int(limit), source, streams(user_id, flat), plan or None)
+    return UserStreams(user_id, int(limit), source, streams(user_id, flat), plan or None, counts)
 
 
 def limit(user_id: str, reply: Sequence[Any]) -> LimitInfo:
@@ -135,7 +148,12 @@ def event(raw: str) -> Event:
         who.get("request_id"),
         who.get("client"),
     )
-    value = d.get("value")
+    value, device_id = d.get("value"), d.get("device_id")
     return Event(
-        int(d["at"]), str(d["action"]), by, tuple(str(s) for s in ids), None if value is None else str(value)
+        int(d["at"]),
+        str(d["action"]),
+        by,
+        tuple(str(s) for s in ids),
+        None if value is None else str(value),
+        None if device_id is None else str(device_id),
     )

@@ -1,8 +1,10 @@
--- Shared prelude, prepended to every script. Every script gets the same seven keys of one user:
+-- Shared prelude, prepended to every script. Every script gets the same eight keys of one user,
+-- then the webhook queue, and its last two ARGV are the user's id and the queue's length (0: off):
 local LEASES = KEYS[1] -- sorted set, member = stream_id, score = expiry (ms, store clock)
-local INFO = KEYS[2] -- hash, stream_id -> "<started_ms>|<e>|<kind>" or "...|<kind>|<device>"
+local INFO = KEYS[2] -- hash, stream_id -> "<started_ms>|<e>|<kind>[<n>:<device_id>][|<device>]"
 --                      (the lease's epoch is started_ms * 1000 + e, e >= 0 and almost always 0;
---                      kind 'v': v1, 'l': legacy/compat), and '#epoch' (ids cannot contain '#')
+--                      kind 'v': v1, 'l': legacy/compat; n: the device id's length), and '#epoch'
+--                      (ids cannot contain '#')
 local SETTINGS = KEYS[3] -- hash {limit = per-user override, plan = plan set by an admin}; no TTL
 local ENDED = KEYS[4] -- hash, stream_id -> "<at_ms>|<until_ms>|<reason>|<by>": a tombstone, kept
 --                      until until_ms (one lease TTL); reason evicted|stopped|stopped_all|
@@ -10,6 +12,9 @@ local ENDED = KEYS[4] -- hash, stream_id -> "<at_ms>|<until_ms>|<reason>|<by>": 
 local EVENTS = KEYS[5] -- list of JSON audit events, newest first, the last 100, 30 days
 local RATE = KEYS[6] -- the start budget: GCRA theoretical arrival time (integer microseconds)
 local STOPS = KEYS[7] -- the stop-all budget, the same way
+local REACHED = KEYS[8] -- set while a limit_reached webhook was queued in the last minute
+local HOOKS = KEYS[9] -- the webhook queue, a stream shared with other users (of this slot)
+local HOOK_USER, HOOKS_MAX = ARGV[#ARGV - 1], tonumber(ARGV[#ARGV])
 -- invariants: every script does all its reads before its first write, so a refused command (ACL,
 -- maxmemory) aborts it before anything was written; the info hash has exactly the sorted set's
 -- members (plus '#epoch'); both keys expire with their latest lease (the info key, left with only
@@ -45,14 +50,35 @@ local function older(a, b) -- oldest first: by admission (epoch), then id
 end
 
 -- an epoch is at least its admission's clock in microseconds: store only what it adds to that
-local function info_of(started, epoch, kind, device_suffix)
-  return int(started) .. '|' .. int(epoch - started * 1000) .. '|' .. kind .. device_suffix
+local function info_of(started, epoch, kind, device_id, device_suffix)
+  local dev = device_id ~= '' and (#device_id .. ':' .. device_id) or ''
+  return int(started) .. '|' .. int(epoch - started * 1000) .. '|' .. kind .. dev .. device_suffix
+end
+
+-- what a lease counts as when devices are counted: its device, or itself
+local function slot_of(l)
+  return l.dev and ('d:' .. l.dev) or ('s:' .. l.id)
+end
+
+-- how much of the limit the leases take: leases, or (by_device) their distinct devices
+local function count(leases, by_device)
+  if not by_device then
+    return #leases
+  end
+  local seen, n = {}, 0
+  for _, l in ipairs(leases) do
+    local s = slot_of(l)
+    if not seen[s] then
+      seen[s], n = true, n + 1
+    end
+  end
+  return n
 end
 
 -- reads: every lease of the user, {alive = oldest first, dead = ids expired by now, last = the
 -- latest expiry of an alive lease or nil}; each alive lease {id, expires, info, started, epoch,
--- kind}. A lease written before epochs were per lease ("<started>[|<device>]") counts as admitted
--- at its start.
+-- kind, dev (the device id or nil)}. A lease written before epochs were per lease
+-- ("<started>[|<device>]") counts as admitted at its start.
 local function load_leases(now)
   local members = redis.call('ZRANGE', LEASES, 0, -1, 'WITHSCORES')
   local state = {alive = {}, dead = {}, last = nil}
@@ -70,11 +96,14 @@ local function load_leases(now)
       state.dead[#state.dead + 1] = ids[i]
     else
       local info = infos[i] or '0|0|v'
-      local started, extra, kind = string.match(info, '^(%d+)|(%d+)|([vl])')
+      local started, extra, kind, n, at = string.match(info, '^(%d+)|(%d+)|([vl])(%d*)()')
+      local dev = nil
       if not started then
         started, extra, kind = string.match(info, '^(%d+)') or '0', '0', 'v'
+      elseif n ~= '' then
+        dev = string.sub(info, at + 1, at + tonumber(n))
       end
-      state.alive[#state.alive + 1] = {id = ids[i], expires = expires, info = info,
+      state.alive[#state.alive + 1] = {id = ids[i], expires = expires, info = info, dev = dev,
         started = tonumber(started), epoch = tonumber(started) * 1000 + tonumber(extra), kind = kind}
       state.last = expires
     end
@@ -188,13 +217,26 @@ local function bury(sid, kind, at, until_ms, reason, by, ended, now)
   end
 end
 
--- writes: one audit event; actor: a JSON object made by the service (name, role, credential,
--- request id, client address), value: the new limit or plan, or nil
-local function record(now, action, actor, streams, value)
-  local event = {at = now, action = action, actor = cjson.decode(actor), streams = streams, value = value}
+-- writes: queue a webhook event (store/hooks.py: {u = user, e = event JSON}) when they are on
+local function notify(event)
+  if HOOKS_MAX > 0 then
+    redis.call('XADD', HOOKS, 'MAXLEN', '~', HOOKS_MAX, '*', 'u', HOOK_USER, 'e', cjson.encode(event))
+  end
+end
+
+-- writes: one audit event, queued as a webhook too (but an admin's stop); actor: a JSON object
+-- made by the service (name, role, credential, request id, client address), value: the new
+-- limit or plan, or the stream that took an evicted or replaced one's slot, or nil; device_id:
+-- the device whose stream was replaced, or nil
+local function record(now, action, actor, streams, value, device_id)
+  local event = {at = now, action = action, actor = cjson.decode(actor), streams = streams, value = value,
+    device_id = device_id}
   redis.call('LPUSH', EVENTS, cjson.encode(event))
   redis.call('LTRIM', EVENTS, 0, EVENTS_KEPT - 1)
   redis.call('PEXPIRE', EVENTS, EVENTS_TTL_MS)
+  if action ~= 'stopped_by_admin' then
+    notify(event)
+  end
 end
 
 -- a budget (GCRA in integer microseconds: a burst of exactly per_min, then one every period, 60 s /

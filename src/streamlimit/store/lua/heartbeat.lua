@@ -3,7 +3,7 @@
 -- tombstone met by a heartbeat lasts at least a lease TTL more, so a device that keeps
 -- heartbeating after it was evicted or stopped is never admitted again.
 local stream_id, ttl = ARGV[1], tonumber(ARGV[2])
-local default, plans, hint = ARGV[3], ARGV[4], ARGV[5]
+local default, plans, hint, by_device = ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
 -- reply: {1, now_ms, expires_ms, info} renewed; {3, now_ms, expires_ms, info} admitted again;
 -- {2, now_ms, at_ms, reason, by} ended (evicted or stopped) within a lease TTL; {0, now_ms} not
 -- active and no slot free
@@ -31,12 +31,12 @@ if ended then
 end
 local state = load_leases(now)
 local limit = limit_of(default, plans, hint)
-if #state.alive >= limit then
+if count(state.alive, by_device) >= limit then -- (it comes back with no device id: a device of its own)
   return {0, now}
 end
 local epoch = next_epoch(epoch_now(), now)
 -- writes
-local info = info_of(now, epoch, 'v', '')
+local info = info_of(now, epoch, 'v', '', '')
 redis.call('ZADD', LEASES, int(now + ttl), stream_id)
 redis.call('HSET', INFO, stream_id, info, '#epoch', int(epoch))
 redis.call('HDEL', ENDED, stream_id)

@@ -1,6 +1,6 @@
 -- limit: read, set or clear the per-user limit override or plan (no TTL), recording changes.
 local op, value = ARGV[1], ARGV[2] -- op 'get' | 'set' | 'clear' | 'plan' | 'unplan'
-local default, plans, hint, actor = ARGV[3], ARGV[4], ARGV[5], ARGV[6] -- actor: JSON
+local default, plans, hint, actor = ARGV[3], ARGV[4], ARGV[5], ARGV[8] -- (6, 7: how devices count); actor: JSON
 -- reply: {limit, source, plan} after the change
 -- reads
 local s = redis.call('HMGET', SETTINGS, 'limit', 'plan')

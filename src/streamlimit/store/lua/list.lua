@@ -1,5 +1,5 @@
 -- list: the user's active leases and effective limit.
-local default, plans, hint = ARGV[1], ARGV[2], ARGV[3]
+local default, plans, hint = ARGV[1], ARGV[2], ARGV[3] -- (4, 5: how devices count, not needed here)
 -- reply: {now_ms, limit, source, plan, id, expires_ms, info, ...} oldest first
 -- reads
 local now = now_ms()
