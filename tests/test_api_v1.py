@@ -15,7 +15,7 @@ import pytest
 from tests.servers import RedisServer, client_of_new_service
 
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-LEASE_FIELDS = {"user_id", "stream_id", "device", "started_at", "expires_at", "epoch", "legacy"}
+LEASE_FIELDS = {"user_id", "stream_id", "device", "device_id", "started_at", "expires_at", "epoch", "legacy"}
 START_FIELDS = LEASE_FIELDS | {
     "active",
     "limit",
@@ -24,6 +24,8 @@ START_FIELDS = LEASE_FIELDS | {
     "epoch",
     "evicted",
     "evicted_streams",
+    "replaced_streams",
+    "counts",
     "heartbeat_interval_s",
     "lease_ttl_s",
     "degraded",
@@ -267,6 +269,7 @@ def test_list_unknown_user_and_oldest_first(client: httpx.Client) -> None:
         "limit": 3,
         "limit_source": "default",
         "plan": None,
+        "counts": "streams",
         "remaining": 3,
         "quota_exhausted": False,
         "streams": [],

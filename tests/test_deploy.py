@@ -52,8 +52,8 @@ METRICS = {
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 SERIES = {name + suffix: name for name, kind in METRICS.items() for suffix in SUFFIXES[kind]}
 OUTCOMES = {
-    "admitted", "evicted", "readmitted", "renewed", "limit_reached", "too_many_starts", "not_active", "ended",
-    "degraded", "store_error", "ok", "rejected",
+    "admitted", "evicted", "replaced", "readmitted", "renewed", "limit_reached", "too_many_starts",
+    "not_active", "ended", "degraded", "store_error", "ok", "rejected",
 }  # fmt: skip
 ERROR_KINDS = {"timeout", "connection", "refused"}
 # the metrics' own labels, plus the ones Prometheus adds when it scrapes

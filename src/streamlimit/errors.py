@@ -69,6 +69,19 @@ class StreamStopped(StreamNotActive):
         self.reason = reason
 
 
+class StreamReplaced(StreamNotActive):
+    """A newer stream of the same device took this one's slot (the player restarted)."""
+
+    def __init__(self, user_id: str, stream_id: str, replaced_at_ms: int, replaced_by: str) -> None:
+        super().__init__(user_id, stream_id)
+        self.replaced_at_ms = replaced_at_ms
+        self.replaced_by = replaced_by
+
+
+class ReplaceTargetNotActive(StreamNotActive):
+    """A start named a stream to replace that is not active: nothing was started."""
+
+
 class UnknownPlan(StreamLimitError):
     """A plan name that is not one of the configured plans."""
 

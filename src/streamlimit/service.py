@@ -12,9 +12,11 @@ from streamlimit.errors import (
     Forbidden,
     InvalidId,
     InvalidInput,
+    ReplaceTargetNotActive,
     StoreUnavailable,
     StreamEvicted,
     StreamNotActive,
+    StreamReplaced,
     StreamStopped,
     TooManyStarts,
     TooManyStopAlls,
@@ -69,6 +71,8 @@ class Policy:
     allow_client_evict: bool = True
     starts_per_min: int = 0
     stop_alls_per_min: int = 0
+    limit_counts: Literal["streams", "devices"] = "streams"
+    streams_per_device: int = 1
 
     @classmethod
     def from_settings(cls, s: Settings) -> Policy:
@@ -83,11 +87,14 @@ class Policy:
             allow_client_evict=s.allow_client_evict,
             starts_per_min=s.start_rate_per_min,
             stop_alls_per_min=s.stop_all_rate_per_min,
+            limit_counts=s.limit_counts,
+            streams_per_device=s.streams_per_device,
         )
 
     def limits(self, plan_hint: str | None = None) -> Limits:
         """The limit rule; a plan claim that is not a plan name is ignored (default applies)."""
-        return Limits(self.default_limit, self.plans, plan_hint if is_plan_name(plan_hint) else None)
+        hint = plan_hint if is_plan_name(plan_hint) else None
+        return Limits(self.default_limit, self.plans, hint, self.limit_counts, self.streams_per_device)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,31 +147,51 @@ class StreamService:
         legacy: bool = False,
         on_limit: str | None = None,
         caller: Caller = NOBODY,
+        device_id: str | None = None,
+        replace: str | None = None,
     ) -> StartResult:
         """Admit, renew, refuse; ``on_limit`` (``reject``/``evict_oldest``) overrides the policy
-        for this request when clients may choose. ``TooManyStarts`` when the budget is spent."""
+        for this request when clients may choose. ``device_id``: the player installation's id
+        (its own older streams past the per-device number are replaced); ``replace``: a stream
+        to stop in this one's favour ("watch here instead of there"), which players may name
+        when they may choose evictions. ``TooManyStarts`` when the budget is spent,
+        ``ReplaceTargetNotActive`` when the stream to replace is not active."""
         check_id("user_id", user_id)
         if stream_id is None:
             stream_id = str(uuid.uuid4())
         check_id("stream_id", stream_id)
+        if device_id is not None:
+            check_id("device_id", device_id)
+        if replace is not None:
+            check_id("replace", replace)
+            if not (caller.admin or self.policy.allow_client_evict):
+                raise Forbidden(
+                    "players may not name a stream to replace (STREAMLIMIT_ALLOW_CLIENT_EVICT=false)"
+                )
         if device is not None and len(device) > MAX_DEVICE_LEN:
             raise InvalidInput("device", f"device must be at most {MAX_DEVICE_LEN} characters")
         if device is not None and has_unsafe(device):
             raise InvalidInput("device", f"device must not contain {UNSAFE_RULE}")
         ttl_ms = self.policy.legacy_lease_ttl_ms if legacy else self.policy.lease_ttl_ms
-        how = Start(self._evicts(on_limit), caller.actor, self.policy.starts_per_min, legacy)
+        how = Start(
+            self._evicts(on_limit), caller.actor, self.policy.starts_per_min, legacy, device_id, replace
+        )
         limits = self.policy.limits(caller.plan)
         try:
             result = await self.store.start(user_id, stream_id, device, ttl_ms, limits, how)
         except StoreUnavailable as exc:
             self._degrade("start", exc)
             now = time.time_ns() // 1_000_000  # degraded answers only: the store's clock is gone
-            stream = Stream(user_id, stream_id, device, now, now + ttl_ms)
+            stream = Stream(user_id, stream_id, device, now, now + ttl_ms, device_id=device_id)
             return StartResult(StartStatus.ADMITTED, stream, None, self.policy.default_limit, degraded=True)
         if result.status is StartStatus.TOO_MANY:
             raise TooManyStarts(user_id, result.retry_after_ms)
+        if result.status is StartStatus.TARGET_NOT_ACTIVE:
+            raise ReplaceTargetNotActive(user_id, replace or "")
         for victim in result.evicted:
-            _audit("evicted", user_id, caller.actor, (victim.stream_id,))
+            _audit("evicted", user_id, caller.actor, (victim.stream_id,), stream_id)
+        for old in result.replaced:
+            _audit("replaced", user_id, caller.actor, (old.stream_id,), stream_id)
         return result
 
     def _evicts(self, on_limit: str | None) -> bool:
@@ -197,6 +224,8 @@ class StreamService:
             raise StreamNotActive(user_id, stream_id)
         if ended.reason is EndReason.EVICTED:
             raise StreamEvicted(user_id, stream_id, ended.at_ms, ended.replaced_by or "")
+        if ended.reason is EndReason.REPLACED:
+            raise StreamReplaced(user_id, stream_id, ended.at_ms, ended.replaced_by or "")
         raise StreamStopped(user_id, stream_id, ended.at_ms, ended.reason.value)
 
     async def stop(self, user_id: str, stream_id: str | None = None, caller: Caller = NOBODY) -> StopResult:

@@ -111,7 +111,15 @@ class Settings(BaseSettings):
     insecure_no_auth: bool = Field(False, description="allow auth=none on a non-loopback address")
     plans: str = Field("", description="plan limits, e.g. basic=1,standard=2,premium=4")
     on_limit: Literal["reject", "evict_oldest"] = Field("reject", description="a start at the limit")
-    allow_client_evict: bool = Field(True, description="clients may ask ?on_limit=evict_oldest")
+    allow_client_evict: bool = Field(
+        True, description="players may ask ?on_limit=evict_oldest and ?replace=<stream_id>"
+    )
+    limit_counts: Literal["streams", "devices"] = Field(
+        "streams", description="what the limit counts: streams, or distinct device ids"
+    )
+    streams_per_device: int = Field(
+        1, ge=1, le=100, description="streams one device id may hold before its own oldest is replaced"
+    )
     start_rate_per_min: int = Field(30, ge=0, le=100000, description="admissions per user per minute; 0: off")
     stop_all_rate_per_min: int = Field(
         6, ge=0, le=100000, description="stop-alls per user per minute (a burst of that many); 0: off"

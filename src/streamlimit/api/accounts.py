@@ -76,6 +76,8 @@ def _event_body(e: Event, operator_view: bool) -> dict[str, Any]:
     out["streams"] = list(e.streams)
     if e.value is not None:
         out["value"] = e.value
+    if e.device_id is not None:
+        out["device_id"] = e.device_id
     return out
 
 

@@ -27,7 +27,8 @@ def outcome(route: str, status: int, degraded: bool) -> str:
     """admitted, renewed, limit_reached, too_many_starts, not_active, ended (a heartbeat's 410:
     evicted or stopped earlier, counted then), degraded, store_error, ok or rejected (and, set by
     the route, which knows, through ``routing.count_as``: ``evicted``, an admission that evicted a
-    stream; ``readmitted``, a heartbeat that admitted its stream again)."""
+    stream; ``replaced``, one that replaced the same device's stream; ``readmitted``, a heartbeat
+    that admitted its stream again)."""
     if status == 503:
         return "store_error"
     if degraded:

@@ -125,7 +125,16 @@ _PATHS: dict[str, Any] = {
                     "description": "at the limit: refuse (409), or evict the oldest stream ('watch here "
                     "instead'); default from STREAMLIMIT_ON_LIMIT",
                     "schema": {"type": "string", "enum": ["reject", "evict_oldest"]},
-                }
+                },
+                {
+                    "name": "replace",
+                    "in": "query",
+                    "required": False,
+                    "description": "a stream of this user to stop in this one's favour ('watch here "
+                    "instead of there'), whether or not the user is at the limit; 404 "
+                    "`stream_not_active` (nothing started) if it is not active",
+                    "schema": ID,
+                },
             ],
             "requestBody": _body(ref("StartRequest"), required=False),
             "responses": {
@@ -139,6 +148,7 @@ _PATHS: dict[str, Any] = {
                 },
                 "409": _problem("limit reached (`stream_limit_reached`), with the active streams"),
                 **_BAD,
+                "404": _problem("the stream to `replace` is not active (`stream_not_active`), or no route"),
                 "429": _retry_after(_problem("too many starts in the last minute (`too_many_starts`)")),
             },
         },
@@ -164,7 +174,8 @@ _PATHS: dict[str, Any] = {
                 **_BAD,
                 "404": _problem("not active (`stream_not_active`): stop playback; or no such route"),
                 "410": _problem(
-                    "evicted by another start (`stream_evicted`, with `replaced_by`) or stopped "
+                    "evicted by another start (`stream_evicted`, with `replaced_by`), replaced by a newer "
+                    "stream of the same device (`stream_replaced`, with `replaced_by`) or stopped "
                     "(`stream_stopped`, with `reason`: stopped, stopped_all, stopped_by_admin): stop playback"
                 ),
             },

@@ -18,9 +18,11 @@ from streamlimit.errors import (
     Forbidden,
     InvalidId,
     InvalidInput,
+    ReplaceTargetNotActive,
     StoreUnavailable,
     StreamEvicted,
     StreamNotActive,
+    StreamReplaced,
     StreamStopped,
     TooManyStarts,
     TooManyStopAlls,
@@ -107,6 +109,33 @@ async def _not_active(request: Request, exc: Exception) -> Response:
         "stream_not_active",
         "the stream is not active (expired, stopped or unknown): stop playback",
         {"user_id": exc.user_id, "stream_id": exc.stream_id},
+    )
+
+
+async def _target_not_active(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ReplaceTargetNotActive)
+    return problem_response(
+        request,
+        404,
+        "stream_not_active",
+        f"the stream to replace, {exc.stream_id!r}, is not active: nothing was started",
+        {"user_id": exc.user_id, "stream_id": exc.stream_id, "field": "replace"},
+    )
+
+
+async def _replaced(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StreamReplaced)
+    return problem_response(
+        request,
+        410,
+        "stream_replaced",
+        "a newer stream of the same device took this stream's place: stop playback",
+        {
+            "user_id": exc.user_id,
+            "stream_id": exc.stream_id,
+            "replaced_at": rfc3339(exc.replaced_at_ms),
+            "replaced_by": exc.replaced_by,
+        },
     )
 
 
@@ -202,6 +231,8 @@ HANDLERS = {
     InvalidInput: _invalid,
     StreamNotActive: _not_active,
     StreamEvicted: _evicted,
+    StreamReplaced: _replaced,
+    ReplaceTargetNotActive: _target_not_active,
     StreamStopped: _stopped,
     TooManyStarts: _budget_spent("too_many_starts", "started too many streams"),
     TooManyStopAlls: _budget_spent("too_many_stop_alls", "signed out of all devices too often"),

@@ -27,6 +27,7 @@ def stream_body(s: Stream) -> dict[str, Any]:
         "user_id": s.user_id,
         "stream_id": s.stream_id,
         "device": s.device,
+        "device_id": s.device_id,
         "started_at": rfc3339(s.started_at_ms),
         "expires_at": rfc3339(s.expires_at_ms),
         "epoch": s.epoch,

@@ -15,7 +15,6 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-ACTIONS = ["evicted", "stopped_all", "stopped_by_admin", "limit_set", "limit_cleared"]
 LIMIT_FIELDS: dict[str, Any] = {
     "limit": {"type": "integer"},
     "limit_source": {
@@ -26,6 +25,12 @@ LIMIT_FIELDS: dict[str, Any] = {
     "plan": {"type": "string", "nullable": True},
 }
 
+
+COUNTS = {
+    "type": "string",
+    "enum": ["streams", "devices"],
+    "description": "what the limit counts (STREAMLIMIT_LIMIT_COUNTS)",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Problem": {
@@ -47,6 +52,7 @@ SCHEMAS: dict[str, Any] = {
             "user_id": ID,
             "stream_id": ID,
             "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
+            "device_id": {**ID, "nullable": True, "description": "the player installation's stable id"},
             "started_at": TIME,
             "expires_at": TIME,
             "epoch": {
@@ -77,9 +83,17 @@ SCHEMAS: dict[str, Any] = {
                     "evicted_streams": {
                         "type": "array",
                         "items": ref("Stream"),
-                        "description": "start only: every stream this start replaced, oldest first "
-                        "(several when the limit was lowered below the active count)",
+                        "description": "start only: every stream this start evicted, oldest first "
+                        "(several when the limit was lowered below the active count, or a device's "
+                        "streams when devices are counted)",
                     },
+                    "replaced_streams": {
+                        "type": "array",
+                        "items": ref("Stream"),
+                        "description": "start only: the same device's older streams this start "
+                        "replaced (beyond STREAMLIMIT_STREAMS_PER_DEVICE), oldest first",
+                    },
+                    "counts": COUNTS,
                     "readmitted": {
                         "type": "boolean",
                         "description": "heartbeat only: the stream was not active (an outage, a long "
@@ -101,6 +115,13 @@ SCHEMAS: dict[str, Any] = {
                 "pattern": SAFE_TEXT_PATTERN,
                 "description": f"a label shown in lists; no {UNSAFE_RULE}",
             },
+            "device_id": {
+                **ID,
+                "nullable": True,
+                "description": "the player installation's stable id: a start replaces the same "
+                "device's older streams (beyond STREAMLIMIT_STREAMS_PER_DEVICE) instead of taking "
+                "another slot",
+            },
         },
     },
     "LimitRequest": {
@@ -119,8 +140,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "user_id": ID,
-            "active": {"type": "integer"},
+            "active": {"type": "integer", "description": "what the limit counts: streams or devices"},
             **LIMIT_FIELDS,
+            "counts": COUNTS,
             "remaining": {"type": "integer"},
             "quota_exhausted": {"type": "boolean"},
             "streams": {"type": "array", "items": ref("Stream")},
@@ -149,6 +171,7 @@ SCHEMAS: dict[str, Any] = {
                             "type": "string",
                             "enum": [
                                 "evicted",
+                                "replaced",
                                 "stopped_all",
                                 "stopped_by_admin",
                                 "limit_set",
@@ -167,7 +190,12 @@ SCHEMAS: dict[str, Any] = {
                         "request_id": {"type": "string"},
                         "client": {"type": "string", "description": "the client's address"},
                         "streams": {"type": "array", "items": {"type": "string"}},
-                        "value": {"type": "string", "description": "the new limit or plan"},
+                        "value": {
+                            "type": "string",
+                            "description": "the new limit or plan; for evicted and replaced, the "
+                            "stream that took the slot",
+                        },
+                        "device_id": {"type": "string", "description": "replaced: the device"},
                     },
                 },
             },

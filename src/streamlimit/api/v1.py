@@ -41,15 +41,29 @@ async def start(request: Request) -> Response:
     on_limit = _one_query(request, "on_limit")
     if on_limit not in (None, "reject", "evict_oldest"):
         raise Problem(422, "invalid_query", "on_limit must be reject or evict_oldest", field="on_limit")
-    body = await json_object(request, ("stream_id", "device"))
+    body = await json_object(request, ("stream_id", "device", "device_id"))
     stream_id, device = optional_str(body, "stream_id"), optional_str(body, "device")
-    result = await service.start(user_id, stream_id, device, on_limit=on_limit, caller=who)
-    limit = {"limit": result.limit, "limit_source": result.limit_source, "plan": result.plan}
+    result = await service.start(
+        user_id,
+        stream_id,
+        device,
+        on_limit=on_limit,
+        caller=who,
+        device_id=optional_str(body, "device_id"),
+        replace=_one_query(request, "replace"),
+    )
+    counts = service.policy.limit_counts
+    limit = {
+        "limit": result.limit,
+        "limit_source": result.limit_source,
+        "plan": result.plan,
+        "counts": counts,
+    }
     if result.status is StartStatus.REFUSED:
         raise Problem(
             409,
             "stream_limit_reached",
-            f"user {user_id!r} already has {result.active} of {result.limit} streams active",
+            f"user {user_id!r} already has {result.active} of {result.limit} {counts} active",
             active=result.active,
             **limit,
             streams=[stream_body(s) for s in result.streams],
@@ -62,9 +76,12 @@ async def start(request: Request) -> Response:
         "epoch": result.epoch,
         "evicted": stream_body(result.evicted[0]) if result.evicted else None,
         "evicted_streams": [stream_body(s) for s in result.evicted],
+        "replaced_streams": [stream_body(s) for s in result.replaced],
     }
     if result.degraded:
         return json(out, 200, DEGRADED)
+    if result.replaced:
+        count_as(request, "replaced")  # the same device started again
     if result.evicted:
         count_as(request, "evicted")  # an admission that took the place of another stream
     if result.status is StartStatus.ADMITTED:
@@ -108,6 +125,7 @@ async def list_streams(request: Request) -> Response:
             "limit": user.limit,
             "limit_source": user.limit_source,
             "plan": user.plan,
+            "counts": user.counts,
             "remaining": user.remaining,
             "quota_exhausted": user.active >= user.limit,
             "streams": [stream_body(s) for s in user.streams],
