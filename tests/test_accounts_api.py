@@ -77,6 +77,7 @@ def events(c: httpx.Client, user: str, headers: Headers | None = None) -> list[d
             "client",
             "streams",
             "value",
+            "device_id",
         }, e
     found: list[dict[str, Any]] = body["events"]
     return found
