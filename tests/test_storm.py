@@ -1,7 +1,9 @@
 """The history-checked storm, fast version: 4 service processes sharing one valkey-server,
 500 simultaneous players on 100 users with small limits, for 18 s; then the checker proves
 from the recorded history that no user was over-admitted, no start was refused while a slot
-was certainly free, no count went negative and no answer was a 5xx (``tests/storm/``).
+was certainly free (a restarted device's own lease frees its slot at once), no count went negative
+and no answer was a 5xx (``tests/storm/``). Players restart (reclaims) and pick which stream to
+replace when refused.
 
 ``python -m tests.storm.soak --seconds N`` is the long version (``make soak``).
 """
@@ -32,6 +34,9 @@ EXERCISED = {
     "stopped_by_stop_all": 1,
     "limit_changes": 1,
     "compat": 1,
+    "reclaims": 1,  # a restarted player's start replacing its device's old lease at once
+    "replaced_by_choice": 1,  # a start naming the stream to stop ("replace=")
+    "replaced_targets_gone": 1,  # ...one whose named stream was already gone: 404, nothing started
 }
 
 

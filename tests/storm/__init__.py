@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal[
-    "start",  # POST /v1/users/{u}/streams {"stream_id"}
+    "start",  # POST /v1/users/{u}/streams {"stream_id", "device_id"}[?replace=]
     "heartbeat",  # POST /v1/users/{u}/streams/{s}/heartbeat
     "stop",  # DELETE /v1/users/{u}/streams/{s}
     "stop_all",  # DELETE /v1/users/{u}/streams
@@ -53,6 +53,8 @@ class Op:
     stream_id: str | None
     send: float
     arg: int | None = None  # the limit sent by set_limit
+    device_id: str | None = None  # start: the player's device id
+    replace: str | None = None  # start: the stream it names to replace
     recv: float | None = None
     status: int | None = None
     body: dict[str, Any] | None = None  # the parsed JSON object, if the response had one

@@ -24,6 +24,12 @@ admitted its stream again, like a start of unknown outcome.
   legacy lease (a compat stop without an id removes only legacy leases), a re-admission of its
   id). A start of unknown outcome is a lease possibly alive from its send on, never certainly.
 
+Devices. A v1 start with a device id replaces the device's other active leases (streams per
+device: 1) and one naming a stream to replace stops it, in the same step as the admission: the
+leases a 201 lists as replaced or evicted are removed within its window (a start of unknown
+outcome may have removed the device's leases, or the named one, any time after its send), and a
+404 to a start naming a stream says that stream was not active at an instant of its window.
+
 Limits. The default until a PUT/DELETE of the user's limit applies, at an unknown instant of its
 window (any time after send if its outcome is unknown). A value is possibly in force during
 [s, t] if it is the default and no write certainly completed before s, or a write sent by t set
@@ -44,8 +50,10 @@ Violations, by kind:
   a lowering a renewal may legally report ``active`` above ``limit``, never above all of them).
 - spurious_refusal: a 409 or compat 403 whose window had fewer possibly-alive leases (counting
   starts in flight or of unknown outcome, and leases whose stop was in flight) than the smallest
-  limit possibly in force, i.e. a slot was certainly free; one that reports ``active`` below its
-  own ``limit``; or a 409 for a stream id certainly alive throughout (it should have renewed).
+  limit possibly in force, i.e. a slot was certainly free, where the leases of the start's own
+  device certainly alive throughout do not count (a reclaim frees their slot at once); one that
+  reports ``active`` below its own ``limit``; or a 409 for a stream id certainly alive throughout
+  (it should have renewed).
 - negative_count: ``active``, ``remaining``, ``activeStreams``, ``stopped`` or ``limit`` below 0.
 - server_error: every 5xx answer (counted, and an unknown outcome).
 - inconsistent_answer: an answer saying a lease was gone (see ``end_possible``) while it was
@@ -77,7 +85,7 @@ INF = math.inf
 LEASE = ("stream_id", "started_at", "expires_at")
 START = (*LEASE, "active", "limit")
 SHAPES: dict[str, dict[int, tuple[str, ...]]] = {  # kind -> status -> members the body must have
-    "start": {201: START, 200: START, 409: ("active", "limit", "streams")},
+    "start": {201: START, 200: START, 409: ("active", "limit", "streams"), 404: ("stream_id",)},
     "heartbeat": {200: LEASE, 404: (), 410: ()},
     "stop": {204: ()},
     "stop_all": {200: ("stopped",)},
@@ -127,6 +135,7 @@ class Lease:
     last_seen: float = -INF  # latest send of a request that saw it alive
     end_certain: float = -INF
     end_possible: float = INF
+    device: str | None = None  # the device id its start carried
 
     def __str__(self) -> str:
         return f"{self.sid}@op{self.op.index}[{self.w_start:.3f} {self.begin:.3f}..{self.end_certain:.3f}]"
@@ -158,6 +167,7 @@ class _User:
         self.removers: defaultdict[str | None, list[Window]] = defaultdict(list)  # None: all
         self.deaths: defaultdict[str | None, list[Window]] = defaultdict(list)  # None: all
         self.listings: list[tuple[Op, set[str], set[tuple[str, int]]]] = []
+        self.device_sids: defaultdict[str, set[str]] = defaultdict(set)  # device id -> stream ids
 
     def add(self, lease: Lease) -> None:
         self.leases.append(lease)
@@ -227,11 +237,17 @@ def _admissions(u: _User, op: Op, ok: bool, cfg: Config, out: list[Violation]) -
     """Leases (admitted, or starts of unknown outcome) and limit writes."""
     body, recv = op.body or {}, op.recv if ok and op.recv is not None else INF
     readmitted = op.kind == "heartbeat" and op.status == 200 and ok and body.get("readmitted") is True
+    if op.kind == "start" and op.device_id is not None and op.stream_id is not None:
+        u.device_sids[op.device_id].add(op.stream_id)
     if op.kind in ("start", "compat_start", "heartbeat") and not ok:
-        u.add(Lease(op, op.stream_id, None, op.send))  # a heartbeat may have admitted it again
+        device = op.device_id if op.kind == "start" else None
+        u.add(Lease(op, op.stream_id, None, op.send, device=device))  # a heartbeat may admit it again
     elif (op.kind == "start" and op.status == 201) or readmitted:
         started, expires = ts(body["started_at"]), ts(body["expires_at"])
-        lease = Lease(op, body["stream_id"], round(started * 1000), max(op.send, started - EPS))
+        device = op.device_id if op.kind == "start" else None
+        lease = Lease(
+            op, body["stream_id"], round(started * 1000), max(op.send, started - EPS), device=device
+        )
         lease.begin, lease.lo, lease.hi = min(recv, started + MS + EPS), expires, expires
         bad_ttl = abs(expires - started - cfg.lease_ttl_s) > 2 * MS
         if lease.w_start > lease.begin or bad_ttl or body["stream_id"] != op.stream_id:
@@ -261,6 +277,8 @@ def _evidence(u: _User, op: Op, ok: bool, cfg: Config, out: list[Violation]) -> 
             u.deaths[removed].append(window)  # removed by the stop, or not active at it
     if op.kind == "stop_all":
         u.removers[None].append(window)
+    if op.kind == "start":
+        _replacements(u, op, ok, window)
     if ok and (op.kind, op.status) in (("stop_all", 200), ("heartbeat", 404), ("heartbeat", 410)):
         u.deaths[None if op.kind != "heartbeat" else sid].append(window)
     if ok and (op.kind, op.status) == ("compat_stop", 403):
@@ -288,6 +306,23 @@ def _evidence(u: _User, op: Op, ok: bool, cfg: Config, out: list[Violation]) -> 
         expires = ts(entry["expires_at"])
         seen.lo, seen.hi = max(seen.lo, expires), max(seen.hi, expires)
         seen.last_seen = max(seen.last_seen, op.send)
+
+
+def _replacements(u: _User, op: Op, ok: bool, window: Window) -> None:
+    """A start's removals: the leases its 201 lists as replaced or evicted (certainly gone by its
+    answer), whatever it may have removed when its outcome is unknown, and a 404's named stream."""
+    body = op.body or {}
+    if ok and op.status == 201:
+        for entry in [*body.get("replaced_streams", []), *body.get("evicted_streams", [])]:
+            u.removers[entry["stream_id"]].append(window)
+            u.deaths[entry["stream_id"]].append(window)
+    elif ok and op.status == 404 and op.replace is not None:
+        u.deaths[op.replace].append(window)  # not active at an instant of the window
+    elif not ok:
+        named = {op.replace} if op.replace is not None else set()
+        mine = u.device_sids[op.device_id] if op.device_id is not None else set()
+        for sid in (named | mine) - {op.stream_id}:
+            u.removers[sid].append((op.send, INF, op.index))
 
 
 def _suffix_min(values: list[tuple[float, int]]) -> list[tuple[float, int]]:
@@ -406,6 +441,9 @@ def _answer(u: _User, name: str, op: Op, out: list[Violation]) -> None:
         cap = max(u.limits(-INF, t))  # counts above a lowered limit are legal, above every limit not
     if after > cap:
         flag("active_over_limit", f"{after} alive, limit at most {cap}")
+    if op.kind == "start" and refusal and op.device_id is not None:  # a reclaim frees their slot
+        own = {id(x) for x in u.certain(s, t) if x.device == op.device_id}
+        hi = len([x for x in u.possible(s, t, mine) if id(x) not in own])
     if refusal and (hi < min(u.limits(s, t)) or count < body["limit"]):
         flag("spurious_refusal", f"at most {hi} alive, limit at least {min(u.limits(s, t))}")
 
@@ -424,6 +462,11 @@ def _tally(history: History, users: dict[str, _User], report: Report) -> None:
         if op.kind == "heartbeat" and op.status == 200 and (op.body or {}).get("readmitted")
     )
     x["stops"] = n["stop", "204"] + n["compat_stop", "200"]
+    x["replaced_targets_gone"] = n["start", "404"]
+    for op in history.ops:
+        if op.kind == "start" and op.status == 201 and op.body:
+            x["reclaims"] += len(op.body.get("replaced_streams", []))
+            x["replaced_by_choice"] += len(op.body.get("evicted_streams", []))
     x["stop_alls"] = n["stop_all", "200"]
     x["limit_changes"] = n["set_limit", "200"] + n["clear_limit", "200"]
     x["compat"] = sum(v for (kind, _), v in n.items() if kind.startswith("compat"))

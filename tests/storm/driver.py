@@ -79,6 +79,8 @@ class Plan:
     admin_share: float = 0.03  # of player turns: stop-all, limit change, listing
     compat_share: float = 0.12  # of player turns: a compat-API session
     vanish_share: float = 0.25  # of sessions: never stopped, left to expire
+    crash_share: float = 0.1  # of sessions: the player restarts at once (a reclaim by its device)
+    replace_share: float = 0.2  # of refusals: the viewer picks a stream to stop ("replace=")
     hold_s: float = 5.0  # mean session length
     retry_s: tuple[float, float] = (2.0, 5.0)  # a refused player tries again after this long
     idle_s: tuple[float, float] = (0.5, 3.0)  # between two sessions
@@ -150,12 +152,22 @@ class Driver:
             else:
                 await self.session(rng, cid, user)
 
-    async def session(self, rng: random.Random, cid: int, user: str) -> None:
+    async def session(self, rng: random.Random, cid: int, user: str, replace: str | None = None) -> None:
+        """A player's session: start (its device id: each player is one device), heartbeats,
+        then a stop, a vanishing, or a crash and an immediate restart on the same device; a
+        refused start may pick a stream of the 409 to replace."""
         self.notes["sessions"] += 1
-        sid = f"c{cid}-{self.notes['sessions']}"
+        sid, device = f"c{cid}-{self.notes['sessions']}", f"dev-{cid}"
         path = f"/v1/users/{user}/streams"
-        body = {"stream_id": sid}
-        op = await self.call(rng, cid, user, "start", "POST", path, sid, json=body)
+        body = {"stream_id": sid, "device_id": device}
+        params = {"replace": replace} if replace else None
+        op = await self.call(rng, cid, user, "start", "POST", path, sid, json=body, params=params)
+        op.device_id, op.replace = device, replace
+        if op.status == 409 and op.body and replace is None and rng.random() < self.plan.replace_share:
+            others = [e["stream_id"] for e in op.body.get("streams", []) if e.get("device_id") != device]
+            if others:  # "watch here instead of there"
+                await self.session(rng, cid, user, rng.choice(others))
+                return
         if op.status not in (200, 201):
             await self.pause(rng.uniform(*self.plan.retry_s))  # refused: try again later
             return
@@ -169,6 +181,7 @@ class Driver:
                 return
             if rng.random() < 0.1:  # a player re-sending its start: a renewal, not a new admission
                 op = await self.call(rng, cid, user, "start", "POST", path, sid, json=body)
+                op.device_id = device
             else:
                 op = await self.call(rng, cid, user, "heartbeat", "POST", f"{path}/{sid}/heartbeat", sid)
             # a heartbeat after its lease ran out admits it again (200, readmitted) when a slot is
@@ -176,6 +189,10 @@ class Driver:
             if op.status not in (200, 201):
                 self.notes["lost"] += 1
                 return
+        if self.running() and rng.random() < self.plan.crash_share:
+            self.notes["crashed"] += 1  # restarted at once: its new start replaces the old lease
+            await self.session(rng, cid, user)
+            return
         if rng.random() < self.plan.vanish_share:
             self.notes["vanished"] += 1  # no stop: its lease must expire by itself
         elif self.running():
