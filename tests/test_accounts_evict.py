@@ -80,7 +80,17 @@ def test_evict_oldest_replaces_the_oldest_stream_and_tells_it_so(service: httpx.
     body = r.json()
     assert (body["stream_id"], body["active"], body["limit"], body["limit_source"]) == ("c", 2, 2, "default")
     assert body["evicted"] == {
-        k: a[k] for k in ("user_id", "stream_id", "device", "started_at", "expires_at", "epoch", "legacy")
+        k: a[k]
+        for k in (
+            "user_id",
+            "stream_id",
+            "device",
+            "device_id",
+            "started_at",
+            "expires_at",
+            "epoch",
+            "legacy",
+        )
     }
     assert body["evicted_streams"] == [body["evicted"]]
     assert active_ids(c, user) == ["b", "c"]
