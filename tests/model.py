@@ -23,6 +23,12 @@ start is refused as "target not active" and nothing happens. The limit counts st
 start replaces or names free their slots first, then the limit applies as always (evicting the
 oldest streams, or whole devices but never the start's own, when asked).
 
+Live channels: every call that ends streams (an eviction, a replacement, a stop of any kind,
+a stop-all that stopped something) pushes one kick per reason to the user's live channels: which
+streams, why, when, and the stream that took their place. A batch renewal extends each active
+lease as a heartbeat would, and answers for one that is not active with its tombstone (or
+nothing); it never admits a stream again and never touches a tombstone.
+
 Webhooks: every recorded event but an admin's stop is queued for delivery (when webhooks are on),
 and so is a refusal ("limit_reached"), at most once per user per minute.
 
@@ -44,8 +50,10 @@ from streamlimit.models import (
     Ended,
     EndReason,
     Event,
+    Kick,
     LimitInfo,
     Limits,
+    Renewal,
     Start,
     StartResult,
     StartStatus,
@@ -82,6 +90,7 @@ class Model:
     stop_budgets: dict[str, int] = field(default_factory=dict)  # ... of the stop-all budget
     hooks: list[Hook] | None = None  # the webhook queue, oldest first; None: webhooks off
     reached: dict[str, int] = field(default_factory=dict)  # no limit_reached hook until (ms)
+    kicks: list[Kick] = field(default_factory=list)  # pushed to the live channels, oldest first
 
     def copy(self) -> Model:
         return Model(
@@ -95,6 +104,7 @@ class Model:
             dict(self.stop_budgets),
             None if self.hooks is None else list(self.hooks),
             dict(self.reached),
+            list(self.kicks),
         )
 
     # -- reading -------------------------------------------------------------------------------
@@ -161,6 +171,12 @@ class Model:
         self.leases[(user, sid)] = new
         self.ended.pop((user, sid), None)
         return new
+
+    def _kick(
+        self, user: str, now: int, reason: EndReason, ids: tuple[str, ...], by: str | None = None
+    ) -> None:
+        if ids:
+            self.kicks.append(Kick(user, now, reason, ids, by))
 
     def _end(self, user: str, sid: str, ended: Ended, until: int) -> None:
         """A lease ends; a v1 one leaves a tombstone (nothing heartbeats a legacy one)."""
@@ -257,6 +273,8 @@ class Model:
             self._end(user, v.stream_id, Ended(v.stream_id, now, EndReason.REPLACED, stream_id), now + ttl_ms)
             event = Event(now, "replaced", how.actor, (v.stream_id,), stream_id, how.device_id)
             self._record(user, event, now)
+        self._kick(user, now, EndReason.EVICTED, tuple(v.stream_id for v in evicted), stream_id)
+        self._kick(user, now, EndReason.REPLACED, tuple(v.stream_id for v in replaced), stream_id)
         after = limits.count(self.active(user, now))
         return answer(StartStatus.ADMITTED, new, after, evicted=evicted, replaced=replaced)
 
@@ -275,6 +293,18 @@ class Model:
             return Beat()  # (a stream admitted again has no device id: it is a device of its own)
         return Beat(self._admit(user, stream_id, None, now + ttl_ms, now, False), readmitted=True)
 
+    def renew(self, leases: list[tuple[str, str]], ttl_ms: int, now: int) -> tuple[Renewal, ...]:
+        out = []
+        for user, stream_id in leases:
+            old = self.lease(user, stream_id, now)
+            if old is not None:
+                renewed = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
+                self.leases[(user, stream_id)] = renewed
+                out.append(Renewal(renewed.expires_at_ms))
+            else:
+                out.append(Renewal(ended=self.tombstone(user, stream_id, now)))
+        return tuple(out)
+
     def stop(
         self, user: str, stream_id: str | None, ttl_ms: int, actor: Actor, audit: bool, now: int
     ) -> StopResult:
@@ -289,6 +319,7 @@ class Model:
         self._end(user, target.stream_id, Ended(target.stream_id, now, reason), now + ttl_ms)
         if audit:
             self._record(user, Event(now, "stopped_by_admin", actor, (target.stream_id,)), now)
+        self._kick(user, now, reason, (target.stream_id,))
         return StopResult(target, len(active) - 1, at_ms=now)
 
     def stop_all(self, user: str, ttl_ms: int, actor: Actor, per_min: int, now: int) -> StoppedAll:
@@ -300,6 +331,7 @@ class Model:
             self._end(user, sid, Ended(sid, now, EndReason.STOPPED_ALL), now + ttl_ms)
         if ids:  # a stop-all that stopped nothing records nothing
             self._record(user, Event(now, "stopped_all", actor, ids), now)
+        self._kick(user, now, EndReason.STOPPED_ALL, ids)
         return StoppedAll(now, ids)
 
     def list(self, user: str, limits: Limits, now: int) -> UserStreams:

@@ -45,7 +45,9 @@ from streamlimit.models import (
     Actor,
     Beat,
     Event,
+    Kick,
     Limits,
+    Renewal,
     Start,
     StartResult,
     StoppedAll,
@@ -126,6 +128,10 @@ class StoreMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         try:
             self.store: Store = self.run(self.open_store())
+            self.kicks: list[Kick] = []  # what the store pushed to the users' live channels
+            self.feed = self.store.feed(self.kicks.append, lambda: None)
+            for user in USERS:
+                self.run(self.feed.watch(user))
         except BaseException:
             self.loop.close()
             raise
@@ -137,6 +143,7 @@ class StoreMachine(RuleBasedStateMachine):
         raise NotImplementedError
 
     async def close(self) -> None:
+        await self.feed.close()
         await self.store.close()
 
     def now_ms(self) -> int:
@@ -160,7 +167,7 @@ class StoreMachine(RuleBasedStateMachine):
     def check(
         self,
         what: str,
-        user: str,
+        user: str | tuple[str, ...],
         call: Callable[[], Coroutine[Any, Any, R]],
         expect: Callable[[Model, int], R],
         ttl_ms: int | None = None,
@@ -173,13 +180,19 @@ class StoreMachine(RuleBasedStateMachine):
         self.history.append(f"{what} {when} -> {actual!r}")
         # the instants in [before, after] where the model's answer can change: the ends, each
         # expiry of this user's leases and tombstones, and the "now"s the reply's own times imply
-        instants = {before, after, *(e for e in self.model.expiries(user) if before < e <= after)}
+        users = user if isinstance(user, tuple) else (user,)
+        ends = {e for u in users for e in self.model.expiries(u)}
+        instants = {before, after, *(e for e in ends if before < e <= after)}
         if after - before <= EVERY_INSTANT_MS:
             instants.update(range(before, after + 1))
         for s in streams_in(actual):
             instants.add(s.started_at_ms)
             if ttl_ms is not None:
                 instants.add(s.expires_at_ms - ttl_ms)
+        if isinstance(actual, tuple) and ttl_ms is not None:  # a renewal's new expiries
+            instants.update(
+                r.expires_at_ms - ttl_ms for r in actual if isinstance(r, Renewal) and r.expires_at_ms
+            )
         if isinstance(actual, StopResult | StoppedAll) and actual.at_ms is not None:
             instants.add(actual.at_ms)
         for now in sorted(t for t in instants if before <= t <= after):
@@ -191,7 +204,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.fail(
             f"{what} {when}:\n  store replied  {actual!r}\n  model expected {expected!r}"
             + ("" if before == after else " (at the first instant)")
-            + f"\n  the model's leases of {user!r} then: {self.model.active(user, before)!r}"
+            + "".join(
+                f"\n  the model's leases of {u!r} then: {self.model.active(u, before)!r}" for u in users
+            )
         )
 
     def fail(self, message: str) -> NoReturn:
@@ -324,6 +339,24 @@ class StoreMachine(RuleBasedStateMachine):
     def stop_a_started_stream(self, pick: int, ttl: int, admin: bool) -> None:
         self.stop(*self.known(pick), ttl, admin)
 
+    @rule(
+        leases=st.lists(st.tuples(users, streams), max_size=4),
+        picks=st.lists(st.integers(0, 15), max_size=6),
+        ttl=ttls,
+    )
+    def renew(self, leases: list[tuple[str, str]], picks: list[int], ttl: int) -> None:
+        """A live channels' batch: any streams, and streams started before (active or not)."""
+        batch = [*leases, *(self.known(p) for p in picks)]
+        if not batch:
+            return
+        self.check(
+            f"renew({batch!r}, ttl={ttl})",
+            USERS,
+            lambda: self.store.renew(batch, ttl),
+            lambda m, now: m.renew(batch, ttl, now),
+            ttl,
+        )
+
     @rule(user=users, ttl=ttls, actor=actors, per_min=st.sampled_from((0, 2)))
     def stop_all(self, user: str, ttl: int, actor: Actor, per_min: int) -> None:
         self.check(
@@ -388,6 +421,17 @@ class StoreMachine(RuleBasedStateMachine):
     def every_list_matches(self) -> None:
         for user in USERS:
             self.list_streams(user)
+
+    @invariant()
+    def the_kicks_match(self) -> None:
+        """Each call that ended streams pushed one kick per reason, in order, to the user's live
+        channel (on a real server: every message published before a PING on the subscription
+        arrives before its answer)."""
+        self.run(self.feed.sync())
+        found = [replace(k, at_ms=0) if not self.exact_event_times else k for k in self.kicks]
+        wanted = [replace(k, at_ms=0) if not self.exact_event_times else k for k in self.model.kicks]
+        if found != wanted:
+            self.fail(f"the kicks:\n  found  {found}\n  wanted {wanted}")
 
     @invariant()
     def the_webhook_queue_matches(self) -> None:

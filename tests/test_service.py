@@ -21,7 +21,10 @@ class DownStore:
         raise StoreUnavailable("down")
 
     start = heartbeat = stop = list = stop_all = get_limit = set_limit = set_plan = events = _down
-    estimate_active = ping = _down
+    estimate_active = ping = renew = _down
+
+    def feed(self, on_kick: object, on_gap: object) -> NoReturn:
+        raise StoreUnavailable("down")
 
     async def close(self) -> None:
         return None

@@ -142,6 +142,30 @@ class Beat:
 
 
 @dataclass(frozen=True, slots=True)
+class Renewal:
+    """A batch renewal's answer for one lease (the live channels'): its new expiry when it was
+    active, else its tombstone, else neither; unlike a heartbeat it never admits again."""
+
+    expires_at_ms: int | None = None
+    ended: Ended | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    """What the store pushes to a user's live channels when one call ended some of its streams:
+    the streams, why, when and (evicted, replaced) the stream that took their place."""
+
+    user_id: str
+    at_ms: int
+    reason: EndReason
+    stream_ids: tuple[str, ...]
+    replaced_by: str | None = None
+
+    def ended(self) -> tuple[Ended, ...]:
+        return tuple(Ended(s, self.at_ms, self.reason, self.replaced_by) for s in self.stream_ids)
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One audit-trail entry: evicted, replaced, stopped_all, stopped_by_admin, limit_set,
     limit_cleared, plan_set, plan_cleared; ``value``: the new limit or plan, or the stream that

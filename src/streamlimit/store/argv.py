@@ -3,6 +3,8 @@ a script's contract (lua/*.lua name their ARGV at their top, in this order)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from streamlimit.models import NO_ACTOR, Actor, Limits, Start
 from streamlimit.store import replies
 
@@ -14,10 +16,11 @@ def _limits(limits: Limits) -> Argv:
     return limits.default, limits.encoded_plans(), limits.plan_hint or "", by_device, limits.per_device
 
 
-def common(user_id: str, hooks_max_len: int) -> Argv:
-    """The last two ARGV of every script: the user (for its webhook events) and the webhook
-    queue's length, 0 when webhooks are off (lua/_prelude.lua)."""
-    return user_id, hooks_max_len
+def common(user_id: str, hooks_max_len: int, live_channel: str) -> Argv:
+    """The last three ARGV of every script with the prelude: the user (for its webhook events),
+    the webhook queue's length (0 when webhooks are off) and the user's live channel ('' when
+    no kicks are published) (lua/_prelude.lua)."""
+    return user_id, hooks_max_len, live_channel
 
 
 def start(stream_id: str, device: str | None, ttl_ms: int, limits: Limits, how: Start) -> Argv:
@@ -55,3 +58,8 @@ def listing(limits: Limits) -> Argv:
 
 def limit(op: str, value: str | int, limits: Limits, actor: Actor = NO_ACTOR) -> Argv:
     return (op, value, *_limits(limits), replies.actor(actor))
+
+
+def renew(ttl_ms: int, stream_ids: Sequence[str]) -> Argv:
+    """lua/renew.lua: the TTL, then one stream id per lease (its keys are in KEYS, three each)."""
+    return (ttl_ms, *stream_ids)

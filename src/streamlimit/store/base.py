@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from streamlimit.models import (
@@ -9,14 +10,32 @@ from streamlimit.models import (
     Actor,
     Beat,
     Event,
+    Kick,
     LimitInfo,
     Limits,
+    Renewal,
     Start,
     StartResult,
     StoppedAll,
     StopResult,
     UserStreams,
 )
+
+
+class Feed(Protocol):
+    """The kicks of the users a worker watches (their live channels), as the store pushes them.
+    Kicks published while a feed is cut off are lost: it then calls its ``on_gap``."""
+
+    async def watch(self, user_id: str) -> None:
+        """Return once kicks of ``user_id`` are delivered; ``StoreUnavailable`` when that is not
+        confirmed in time (the feed keeps trying)."""
+
+    def unwatch(self, user_id: str) -> None: ...
+
+    async def sync(self) -> None:
+        """Return once every kick published before this call was delivered (tests)."""
+
+    async def close(self) -> None: ...
 
 
 class Store(Protocol):
@@ -33,6 +52,14 @@ class Store(Protocol):
     async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int, limits: Limits) -> Beat:
         """Extend an active lease to at least now + ttl; the tombstone when it was evicted or
         stopped within a lease TTL; otherwise admit it again when a slot is free (no budget)."""
+
+    async def renew(self, leases: Sequence[tuple[str, str]], ttl_ms: int) -> tuple[Renewal, ...]:
+        """Extend each active lease of ``(user_id, stream_id)`` to at least now + ttl, as a heartbeat
+        does; for one that is not active, its tombstone while it lasts; never admits again. One
+        answer per lease, in order (the live channels' batches)."""
+
+    def feed(self, on_kick: Callable[[Kick], None], on_gap: Callable[[], None]) -> Feed:
+        """A feed of kicks: each call that ends streams (evicts, replaces, stops) publishes one."""
 
     async def stop(
         self, user_id: str, stream_id: str | None, ttl_ms: int, actor: Actor = NO_ACTOR, audit: bool = False

@@ -124,6 +124,18 @@ class ClusterClient:
                 raise
         raise _Unsettled(f"cluster redirected slot {slot} more than {_REDIRECTS} times")
 
+    async def primary_of(self, slot: int, fresh: bool = False) -> tuple[str, Endpoint]:
+        """The address and endpoint of the primary serving ``slot`` (``fresh``: after asking the
+        cluster again), for a connection of another kind (the live channels' subscription)."""
+        addr = self._slots[slot] if not fresh else None
+        addr = addr or await self._addr_after_refresh(slot)
+        host, _, port = addr.rpartition(":")
+        return addr, self._seeds[0].at(host, int(port))
+
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
     @property
     def primary_count(self) -> int:
         return len({a for a in self._slots if a is not None}) or 1

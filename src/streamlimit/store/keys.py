@@ -31,6 +31,22 @@ def user_keys(user_id: str) -> tuple[str, ...]:
     return tuple(f"{tag}:{kind}" for kind in KINDS)
 
 
+def live_channel(user_id: str) -> str:
+    """The user's pub/sub shard channel, where the scripts publish kicks (lua/_prelude.lua's
+    ``kick``): named with the user's hash tag, so it shares the slot of the user's keys (a
+    script may SPUBLISH only there, on a Cluster). A channel, not a key: it holds nothing."""
+    return f"{PREFIX}:{{u:{user_id}}}:live"
+
+
+LIVE_PATTERN = re.compile(rf"{PREFIX}:\{{u:(?P<user>[^{{}}]*)\}}:live")
+
+
+def renewal_keys(user_id: str) -> tuple[str, str, str]:
+    """The keys lua/renew.lua needs of one lease's user: leases, info, ended."""
+    keys = user_keys(user_id)
+    return keys[0], keys[1], keys[3]
+
+
 # The webhook queue (a Redis Stream, lua/_prelude.lua's ``notify``): one for the whole store, or on
 # a Cluster one per slot, named so that it shares the slot of the users whose events it holds (a
 # script may only touch keys of one slot).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,8 +15,10 @@ from streamlimit.models import (
     Ended,
     EndReason,
     Event,
+    Kick,
     LimitInfo,
     Limits,
+    Renewal,
     Start,
     StartResult,
     StartStatus,
@@ -26,6 +28,7 @@ from streamlimit.models import (
     UserStreams,
 )
 from streamlimit.store.hooks import QUEUED_ACTIONS, REACHED_EVERY_MS, MemoryHookQueue, event_json
+from streamlimit.store.memory_feed import MemoryFeed, MemoryFeeds, OnKick
 
 Clock = Callable[[], int]  # returns now in milliseconds
 EVENTS_KEPT = 100
@@ -110,6 +113,7 @@ class MemoryStore:
         self._clock = clock
         self.hooks = hooks  # the webhook queue; None: webhooks off
         self._users: dict[str, _User] = {}
+        self._feeds = MemoryFeeds()  # the live channels' kicks (lua/_prelude.lua's ``kick``)
         self._sweep_at = 1024  # forget idle users when this many are held (see _sweep)
 
     def _user(self, user_id: str, now: int) -> _User:
@@ -248,6 +252,9 @@ class MemoryStore:
             self._bury(u, old_one, Ended(old_one.stream_id, now, EndReason.REPLACED, stream_id), now + ttl_ms)
             event = Event(now, "replaced", how.actor, (old_one.stream_id,), stream_id, how.device_id)
             self._record(user_id, u, event)
+        for reason, gone_ones in ((EndReason.EVICTED, evicted), (EndReason.REPLACED, replaced)):
+            ids = tuple(s.stream_id for s in gone_ones)
+            self._feeds.publish(Kick(user_id, now, reason, ids, stream_id))
         after = limits.count(self._sorted(u.leases))
         return answer(StartStatus.ADMITTED, stream, after, evicted=evicted, replaced=replaced)
 
@@ -300,6 +307,7 @@ class MemoryStore:
             self._bury(u, removed, Ended(removed.stream_id, now, reason), now + ttl_ms)
             if audit:
                 self._record(user_id, u, Event(now, "stopped_by_admin", actor, (removed.stream_id,)))
+            self._feeds.publish(Kick(user_id, now, reason, (removed.stream_id,)))
         return StopResult(removed, len(u.leases), at_ms=now)
 
     async def list(self, user_id: str, limits: Limits) -> UserStreams:
@@ -323,7 +331,26 @@ class MemoryStore:
             self._bury(u, lease, Ended(lease.stream_id, now, EndReason.STOPPED_ALL), now + ttl_ms)
         if ids:
             self._record(user_id, u, Event(now, "stopped_all", actor, ids))
+        self._feeds.publish(Kick(user_id, now, EndReason.STOPPED_ALL, ids))
         return StoppedAll(now, ids)
+
+    async def renew(self, leases: Sequence[tuple[str, str]], ttl_ms: int) -> tuple[Renewal, ...]:
+        now = self._clock()
+        out = []
+        for user_id, stream_id in leases:
+            u = self._user(user_id, now)
+            old = u.leases.get(stream_id)
+            if old is not None:
+                u.leases[stream_id] = replace(old, expires_at_ms=max(old.expires_at_ms, now + ttl_ms))
+                out.append(Renewal(u.leases[stream_id].expires_at_ms))
+            else:
+                ended = u.ended.get(stream_id)
+                out.append(Renewal(ended=ended[0]) if ended is not None else Renewal())
+        return tuple(out)
+
+    def feed(self, on_kick: OnKick, on_gap: Callable[[], None]) -> MemoryFeed:
+        """Kicks in the process: none is ever missed, so ``on_gap`` is never called."""
+        return self._feeds.open(on_kick)
 
     async def get_limit(self, user_id: str, limits: Limits) -> LimitInfo:
         return self._limit(user_id, self._user(user_id, self._clock()), limits)

@@ -49,6 +49,19 @@ class PipelinedClient:
         self._opening: list[asyncio.Task[Connection] | None] = [None] * connections
         self._next = 0
 
+    @property
+    def target(self) -> Endpoint | Locate:
+        """Where connections go: the endpoint, or how to find it (Sentinel)."""
+        return self._locate or self.endpoint  # type: ignore[return-value]
+
+    @property
+    def primary_only(self) -> bool:
+        return self._primary_only
+
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
     @classmethod
     def from_url(cls, url: str, timeout_s: float, connections: int = 1) -> PipelinedClient:
         return cls(endpoint(url)[0], timeout_s, connections)
@@ -124,7 +137,7 @@ class PipelinedClient:
                     _, conn = await loop.create_unix_connection(self._protocol, ep.path)
                 else:
                     _, conn = await loop.create_connection(self._protocol, ep.host, ep.port, ssl=ep.tls)
-                for command in _prelude(ep, self._primary_only):
+                for command in prelude(ep, self._primary_only):
                     reply = await conn.send(encode(command))
                     if command[0] == "ROLE" and reply[0] != "master":
                         raise StoreUnavailable(f"{where} is a {reply[0]}, not the primary")
@@ -153,7 +166,7 @@ class PipelinedClient:
             await self._on_close()
 
 
-def _prelude(ep: Endpoint, primary_only: bool) -> list[tuple[str | int, ...]]:
+def prelude(ep: Endpoint, primary_only: bool) -> list[tuple[str | int, ...]]:
     """What a new connection sends before any call: log in, pick the database, check the role."""
     out: list[tuple[str | int, ...]] = []
     if ep.password:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
+
+from redis.crc import key_slot
 
 from streamlimit.errors import StoreUnavailable
 from streamlimit.models import (
@@ -14,8 +16,10 @@ from streamlimit.models import (
     Actor,
     Beat,
     Event,
+    Kick,
     LimitInfo,
     Limits,
+    Renewal,
     Start,
     StartResult,
     StoppedAll,
@@ -24,7 +28,8 @@ from streamlimit.models import (
 )
 from streamlimit.store import argv, replies, scripts
 from streamlimit.store.cluster import ClusterClient
-from streamlimit.store.keys import PATTERN, hooks_key, user_keys
+from streamlimit.store.feed import RedisFeed, subscriber_for
+from streamlimit.store.keys import PATTERN, hooks_key, live_channel, renewal_keys, user_keys
 from streamlimit.store.resp import ReplyError
 
 if TYPE_CHECKING:
@@ -39,6 +44,9 @@ class Client(Protocol):
     async def broadcast(self, *args: str | int) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+RENEW_BATCH = 100  # leases per lua/renew.lua call: ~300 keys, a call of well under a millisecond
 
 
 def _sha1(text: str) -> str:
@@ -57,6 +65,7 @@ class RedisStore:
         *,
         hooks_max_len: int = 0,
         hooks_per_slot: bool | None = None,
+        kicks: bool = True,
     ) -> None:
         self._client = client
         self._on_close = on_close
@@ -65,12 +74,20 @@ class RedisStore:
         if hooks_per_slot is None:  # a Cluster: one queue per slot (a script's keys share one)
             hooks_per_slot = isinstance(client, ClusterClient)
         self._hooks_per_slot = hooks_per_slot
+        self._kicks = kicks  # the scripts publish kicks to the users' live channels
+        self._cluster = isinstance(client, ClusterClient)
         self._cursor = 0  # of the active-streams sample
         self._shas = {name: _sha1(scripts.source(name)) for name in scripts.NAMES}
 
     async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
         keys = (*user_keys(user_id), hooks_key(user_id, self._hooks_per_slot))
-        args = (*args, *argv.common(user_id, self._hooks_max_len))
+        args = (*args, *argv.common(user_id, self._hooks_max_len, self._live(user_id)))
+        return await self._call(name, keys, args)
+
+    def _live(self, user_id: str) -> str:
+        return live_channel(user_id) if self._kicks else ""
+
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         started = time.perf_counter()
         try:
             try:
@@ -111,6 +128,29 @@ class RedisStore:
     async def heartbeat(self, user_id: str, stream_id: str, ttl_ms: int, limits: Limits) -> Beat:
         r = await self._eval("heartbeat", user_id, *argv.heartbeat(stream_id, ttl_ms, limits))
         return replies.heartbeat(user_id, stream_id, r)
+
+    async def renew(self, leases: Sequence[tuple[str, str]], ttl_ms: int) -> tuple[Renewal, ...]:
+        """One lua/renew.lua call per batch of up to RENEW_BATCH leases (on a Cluster, per slot in
+        it), every call sent at once: the pipelined client writes them together."""
+        groups: dict[int, list[int]] = {}
+        for i, (user_id, _) in enumerate(leases):
+            slot = key_slot(renewal_keys(user_id)[0].encode()) if self._cluster else 0
+            groups.setdefault(slot, []).append(i)
+        batches = [g[k : k + RENEW_BATCH] for g in groups.values() for k in range(0, len(g), RENEW_BATCH)]
+        replies_ = await asyncio.gather(*(self._renew([leases[i] for i in b], ttl_ms) for b in batches))
+        out: list[Renewal | None] = [None] * len(leases)
+        for batch, renewed in zip(batches, replies_, strict=True):
+            for i, r in zip(batch, renewed, strict=True):
+                out[i] = r
+        return tuple(r for r in out if r is not None)
+
+    async def _renew(self, leases: Sequence[tuple[str, str]], ttl_ms: int) -> tuple[Renewal, ...]:
+        keys = [k for user_id, _ in leases for k in renewal_keys(user_id)]
+        ids = [sid for _, sid in leases]
+        return replies.renew(ids, await self._call("renew", keys, argv.renew(ttl_ms, ids)))
+
+    def feed(self, on_kick: Callable[[Kick], None], on_gap: Callable[[], None]) -> RedisFeed:
+        return RedisFeed(lambda on_message: subscriber_for(self._client, on_message, on_gap), on_kick)
 
     async def stop(
         self, user_id: str, stream_id: str | None, ttl_ms: int, actor: Actor = NO_ACTOR, audit: bool = False

@@ -17,7 +17,9 @@ from streamlimit.models import (
     Ended,
     EndReason,
     Event,
+    Kick,
     LimitInfo,
+    Renewal,
     StartResult,
     StartStatus,
     StoppedAll,
@@ -98,6 +100,27 @@ def heartbeat(user_id: str, stream_id: str, reply: Sequence[Any]) -> Beat:
         _, _now, at, reason, by = reply
         return Beat(ended=Ended(stream_id, int(at), EndReason(reason), by or None))
     return Beat()
+
+
+def renew(stream_ids: Sequence[str], reply: Sequence[Any]) -> tuple[Renewal, ...]:
+    """``{now_ms, r, ...}`` (lua/renew.lua), one r per lease in the order asked (``stream_ids``):
+    its expiry, ``<at_ms>|<reason>|<by>`` (its tombstone) or 0."""
+    out = []
+    for sid, r in zip(stream_ids, reply[1:], strict=True):
+        if isinstance(r, str):
+            at, reason, by = r.split("|", 2)
+            out.append(Renewal(ended=Ended(sid, int(at), EndReason(reason), by or None)))
+        else:
+            out.append(Renewal(int(r)) if r else Renewal())
+    return tuple(out)
+
+
+def kick(user_id: str, raw: str) -> Kick:
+    """A message of a user's live channel: JSON ``{at, reason, by, streams}`` (lua/_prelude.lua's
+    ``kick``)."""
+    d = json.loads(raw)
+    by = d.get("by") or None
+    return Kick(user_id, int(d["at"]), EndReason(d["reason"]), tuple(str(s) for s in d["streams"]), by)
 
 
 def stop(user_id: str, reply: Sequence[Any]) -> StopResult:

@@ -1,5 +1,6 @@
 -- Shared prelude, prepended to every script. Every script gets the same eight keys of one user,
--- then the webhook queue, and its last two ARGV are the user's id and the queue's length (0: off):
+-- then the webhook queue, and its last three ARGV are the user's id, the queue's length (0: off)
+-- and the user's live channel (a pub/sub shard channel sharing the user's slot; '': no kicks):
 local LEASES = KEYS[1] -- sorted set, member = stream_id, score = expiry (ms, store clock)
 local INFO = KEYS[2] -- hash, stream_id -> "<started_ms>|<e>|<kind>[<n>:<device_id>][|<device>]"
 --                      (the lease's epoch is started_ms * 1000 + e, e >= 0 and almost always 0;
@@ -14,7 +15,7 @@ local RATE = KEYS[6] -- the start budget: GCRA theoretical arrival time (integer
 local STOPS = KEYS[7] -- the stop-all budget, the same way
 local REACHED = KEYS[8] -- set while a limit_reached webhook was queued in the last minute
 local HOOKS = KEYS[9] -- the webhook queue, a stream shared with other users (of this slot)
-local HOOK_USER, HOOKS_MAX = ARGV[#ARGV - 1], tonumber(ARGV[#ARGV])
+local HOOK_USER, HOOKS_MAX, LIVE = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
 -- invariants: every script does all its reads before its first write, so a refused command (ACL,
 -- maxmemory) aborts it before anything was written; the info hash has exactly the sorted set's
 -- members (plus '#epoch'); both keys expire with their latest lease (the info key, left with only
@@ -239,6 +240,16 @@ local function record(now, action, actor, streams, value, device_id)
   end
 end
 
+-- last, after every write: tell the user's live channels (streamlimit.live) that these streams
+-- ended, as JSON {at, reason, by, streams} (store/replies.py's ``kick``). pcall: a refused publish
+-- (an ACL without spublish, a server before 7.0) must not undo the script; the channels' next
+-- renewal finds the tombstone instead
+local function kick(now, reason, by, ids)
+  if LIVE ~= '' and #ids > 0 then
+    redis.pcall('SPUBLISH', LIVE, cjson.encode({at = now, reason = reason, by = by, streams = ids}))
+  end
+end
+
 -- a budget (GCRA in integer microseconds: a burst of exactly per_min, then one every period, 60 s /
 -- per_min rounded down to the microsecond): the
 -- ms to wait (0: allowed) and the new theoretical arrival time; tat read from RATE or STOPS
@@ -268,6 +279,14 @@ local function flat(alive)
     out[#out + 1] = l.id
     out[#out + 1] = l.expires
     out[#out + 1] = l.info
+  end
+  return out
+end
+
+local function ids_of(leases)
+  local out = {}
+  for i, l in ipairs(leases) do
+    out[i] = l.id
   end
   return out
 end

@@ -138,4 +138,6 @@ end
 -- it again without the expiry it read
 redis.call('HDEL', ENDED, stream_id)
 settle(except(state.dead, stream_id), last)
+kick(now, 'evicted', stream_id, ids_of(evicted))
+kick(now, 'replaced', stream_id, ids_of(replaced))
 return reply

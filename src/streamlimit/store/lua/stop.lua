@@ -29,4 +29,5 @@ for _, l in ipairs(state.alive) do
   end
 end
 settle(state.dead, last)
+kick(now, by_admin and 'stopped_by_admin' or 'stopped', '', {target.id})
 return {1, now, #state.alive - 1, target.id, target.expires, target.info}

@@ -28,4 +28,5 @@ for i, sid in ipairs(ids) do
 end
 record(now, 'stopped_all', actor, ids)
 settle(state.dead, nil)
+kick(now, 'stopped_all', '', ids)
 return append({now, 0}, ids)
