@@ -102,3 +102,8 @@ class TooManyStopAlls(StreamLimitError):
         super().__init__(f"user {user_id!r} signed out of all devices too often in the last minute")
         self.user_id = user_id
         self.retry_after_ms = retry_after_ms
+
+
+class ChannelsFull(StreamLimitError):
+    """This instance holds as many live channels as it may, or is shutting down: retry later,
+    perhaps on another instance."""

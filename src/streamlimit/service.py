@@ -25,6 +25,7 @@ from streamlimit.errors import (
 from streamlimit.ids import ID_RULE, MAX_DEVICE_LEN, MAX_LIMIT, is_valid_id
 from streamlimit.models import (
     Actor,
+    Ended,
     EndReason,
     Event,
     HeartbeatResult,
@@ -124,19 +125,30 @@ def check_id(name: str, value: str) -> None:
         raise InvalidId(name, f"{name} must be {ID_RULE}")
 
 
+def ended_error(user_id: str, stream_id: str, ended: Ended | None) -> StreamNotActive:
+    """What a stream that is not active answers: its tombstone's error (410), else 404."""
+    if ended is None:
+        return StreamNotActive(user_id, stream_id)
+    if ended.reason is EndReason.EVICTED:
+        return StreamEvicted(user_id, stream_id, ended.at_ms, ended.replaced_by or "")
+    if ended.reason is EndReason.REPLACED:
+        return StreamReplaced(user_id, stream_id, ended.at_ms, ended.replaced_by or "")
+    return StreamStopped(user_id, stream_id, ended.at_ms, ended.reason.value)
+
+
 class StreamService:
     """Validates ids, applies the policy, and turns store outages into the configured answer."""
 
     def __init__(self, store: Store, policy: Policy, outage_log: OutageLog | None = None) -> None:
         self.store = store
         self.policy = policy
-        self._outage_log = outage_log or OutageLog()
+        self.outage_log = outage_log or OutageLog()
 
     def _degrade(self, op: str, exc: StoreUnavailable) -> None:
         if self.policy.on_store_error == "deny":
-            self._outage_log.warn(f"answering {op} with 503, on_store_error=deny", exc)
+            self.outage_log.warn(f"answering {op} with 503, on_store_error=deny", exc)
             raise exc
-        self._outage_log.warn(f"answering {op} degraded, on_store_error=allow", exc)
+        self.outage_log.warn(f"answering {op} degraded, on_store_error=allow", exc)
 
     async def start(
         self,
@@ -219,14 +231,7 @@ class StreamService:
             return HeartbeatResult(Stream(user_id, stream_id, None, now, now + ttl_ms), degraded=True)
         if beat.stream is not None:
             return HeartbeatResult(beat.stream, readmitted=beat.readmitted)
-        ended = beat.ended
-        if ended is None:
-            raise StreamNotActive(user_id, stream_id)
-        if ended.reason is EndReason.EVICTED:
-            raise StreamEvicted(user_id, stream_id, ended.at_ms, ended.replaced_by or "")
-        if ended.reason is EndReason.REPLACED:
-            raise StreamReplaced(user_id, stream_id, ended.at_ms, ended.replaced_by or "")
-        raise StreamStopped(user_id, stream_id, ended.at_ms, ended.reason.value)
+        raise ended_error(user_id, stream_id, beat.ended)
 
     async def stop(self, user_id: str, stream_id: str | None = None, caller: Caller = NOBODY) -> StopResult:
         """Stop ``stream_id``, or the oldest legacy (compat) stream when None; an admin's stop of

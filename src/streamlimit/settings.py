@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     stop_all_rate_per_min: int = Field(
         6, ge=0, le=100000, description="stop-alls per user per minute (a burst of that many); 0: off"
     )
+    live_max_channels: int = Field(
+        10_000, ge=0, le=1_000_000, description="live channels one worker holds at most (then 503); 0: none"
+    )
+    live_keepalive_s: float = Field(15, gt=0, le=3600, description="a live channel's comment line this often")
+    live_retry_ms: int = Field(
+        2000, ge=0, le=600_000, description="how soon a player's EventSource reconnects a live channel"
+    )
     trusted_proxies: str = Field(
         "", description="comma-separated addresses or CIDRs of proxies whose X-Forwarded-For is believed"
     )

@@ -10,12 +10,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from streamlimit import logs
-from streamlimit.api import accounts, compat, console, headers, health, lifecycle, openapi, v1
+from streamlimit.api import accounts, compat, console, headers, health, lifecycle, live, openapi, v1
 from streamlimit.api.client_address import trusted_networks
 from streamlimit.api.loopback import LoopbackOnly
 from streamlimit.api.observe import Observe
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
+from streamlimit.live.hub import Hub, LiveSettings
 from streamlimit.metrics import Metrics
 from streamlimit.outage import OutageLog
 from streamlimit.service import Policy, StreamService
@@ -36,19 +37,30 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         owned = store is None
         outage_log = OutageLog()  # one warning per interval, from start-up on
         s = await open_store(settings, metrics=metrics, outage_log=outage_log) if store is None else store
-        app.state.service = StreamService(s, Policy.from_settings(settings), outage_log)
-        lifecycle.drain_on_sigterm(app)
+        app.state.service = service = StreamService(s, Policy.from_settings(settings), outage_log)
+        app.state.live = hub = Hub(service, LiveSettings.from_settings(settings))
+        lifecycle.drain_on_sigterm(app, hub.drain)
         sampler = lifecycle.sample_active_streams(s, metrics) if metrics else None
         try:
             yield
         finally:
             app.state.draining = True
+            hub.drain()
+            await hub.aclose()
             if sampler is not None:
                 sampler.cancel()
             if owned:
                 await s.close()
 
-    routes = [*v1.ROUTES, *accounts.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES, *console.ROUTES]
+    routes = [
+        *v1.ROUTES,
+        *live.ROUTES,
+        *accounts.ROUTES,
+        *compat.ROUTES,
+        *health.ROUTES,
+        *openapi.ROUTES,
+        *console.ROUTES,
+    ]
     if metrics is not None:
         routes.append(health.metrics_route(metrics))
     middleware = [Middleware(Observe, metrics, settings.access_log, settings.access_log_sample)]

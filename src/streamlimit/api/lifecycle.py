@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -19,9 +20,12 @@ log = logging.getLogger("streamlimit.lifecycle")
 SAMPLE_EVERY_S = 15.0
 
 
-def drain_on_sigterm(app: Starlette) -> None:
-    """On SIGTERM, answer /readyz with 503 at once, then let the server's own handler stop
-    accepting and finish what is in flight (uvicorn installed it before the lifespan ran)."""
+def drain_on_sigterm(app: Starlette, *also: Callable[[], None]) -> None:
+    """On SIGTERM, answer /readyz with 503 at once, run ``also`` on the event loop (the live
+    channels tell their players to reconnect elsewhere, and close: the server waits for open
+    responses), then let the server's own handler stop accepting and finish what is in flight
+    (uvicorn installed it before the lifespan ran)."""
+    loop = asyncio.get_running_loop()
     previous = signal.getsignal(signal.SIGTERM)
     if not callable(previous):
         return  # not the server's handler (e.g. a test's event loop): nothing to chain
@@ -30,6 +34,8 @@ def drain_on_sigterm(app: Starlette) -> None:
         if not app.state.draining:
             log.info("SIGTERM: draining (readiness 503, finishing in-flight requests)")
         app.state.draining = True
+        for call in also:
+            loop.call_soon_threadsafe(call)
         return previous(signum, frame)
 
     with contextlib.suppress(ValueError):  # not the main thread

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from streamlimit.api.render import rfc3339
 from streamlimit.errors import (
+    ChannelsFull,
     Forbidden,
     InvalidId,
     InvalidInput,
@@ -44,6 +45,22 @@ class Problem(Exception):
         self.headers: dict[str, str] = {}
 
 
+def problem_body(
+    instance: str, status: int, code: str, detail: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:streamlimit:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": instance,
+    }
+    if extra:
+        body.update(extra)
+    return body
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -52,16 +69,7 @@ def problem_response(
     extra: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": f"urn:streamlimit:problem:{code}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "instance": request.url.path,
-    }
-    if extra:
-        body.update(extra)
+    body = problem_body(request.url.path, status, code, detail, extra)
     return Response(msgspec.json.encode(body), status, headers, media_type="application/problem+json")
 
 
@@ -101,15 +109,39 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return problem_response(request, 422, code, str(exc), {"field": exc.field})
 
 
+Fields = tuple[int, str, str, dict[str, Any]]  # status, code, detail, extra members
+
+
+def ended_fields(exc: StreamNotActive) -> Fields:
+    """The problem of a stream that is not active (404), or ended within a lease TTL (410: evicted,
+    replaced, stopped): a heartbeat's answer, and the data of a live channel's last event."""
+    ids = {"user_id": exc.user_id, "stream_id": exc.stream_id}
+    if isinstance(exc, StreamEvicted):
+        detail = "another device of this account started watching in this stream's place: stop playback"
+        extra = {"evicted_at": rfc3339(exc.evicted_at_ms), "replaced_by": exc.replaced_by}
+        return 410, "stream_evicted", detail, ids | extra
+    if isinstance(exc, StreamReplaced):
+        detail = "a newer stream of the same device took this stream's place: stop playback"
+        extra = {"replaced_at": rfc3339(exc.replaced_at_ms), "replaced_by": exc.replaced_by}
+        return 410, "stream_replaced", detail, ids | extra
+    if isinstance(exc, StreamStopped):
+        detail = f"{_STOPPED_BY.get(exc.reason, 'this stream was stopped')}: stop playback"
+        extra = {"stopped_at": rfc3339(exc.stopped_at_ms), "reason": exc.reason}
+        return 410, "stream_stopped", detail, ids | extra
+    detail = "the stream is not active (expired, stopped or unknown): stop playback"
+    return 404, "stream_not_active", detail, ids
+
+
+_STOPPED_BY = {
+    "stopped": "this stream was stopped by its player",
+    "stopped_all": "this account signed out of all devices",
+    "stopped_by_admin": "an operator stopped this stream",
+}
+
+
 async def _not_active(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StreamNotActive)
-    return problem_response(
-        request,
-        404,
-        "stream_not_active",
-        "the stream is not active (expired, stopped or unknown): stop playback",
-        {"user_id": exc.user_id, "stream_id": exc.stream_id},
-    )
+    return problem_response(request, *ended_fields(exc))
 
 
 async def _target_not_active(request: Request, exc: Exception) -> Response:
@@ -123,59 +155,13 @@ async def _target_not_active(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _replaced(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StreamReplaced)
-    return problem_response(
-        request,
-        410,
-        "stream_replaced",
-        "a newer stream of the same device took this stream's place: stop playback",
-        {
-            "user_id": exc.user_id,
-            "stream_id": exc.stream_id,
-            "replaced_at": rfc3339(exc.replaced_at_ms),
-            "replaced_by": exc.replaced_by,
-        },
-    )
+CHANNELS_RETRY_AFTER_S = "5"
 
 
-async def _evicted(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StreamEvicted)
-    return problem_response(
-        request,
-        410,
-        "stream_evicted",
-        "another device of this account started watching in this stream's place: stop playback",
-        {
-            "user_id": exc.user_id,
-            "stream_id": exc.stream_id,
-            "evicted_at": rfc3339(exc.evicted_at_ms),
-            "replaced_by": exc.replaced_by,
-        },
-    )
-
-
-_STOPPED_BY = {
-    "stopped": "this stream was stopped by its player",
-    "stopped_all": "this account signed out of all devices",
-    "stopped_by_admin": "an operator stopped this stream",
-}
-
-
-async def _stopped(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StreamStopped)
-    return problem_response(
-        request,
-        410,
-        "stream_stopped",
-        f"{_STOPPED_BY.get(exc.reason, 'this stream was stopped')}: stop playback",
-        {
-            "user_id": exc.user_id,
-            "stream_id": exc.stream_id,
-            "stopped_at": rfc3339(exc.stopped_at_ms),
-            "reason": exc.reason,
-        },
-    )
+async def _channels_full(request: Request, exc: Exception) -> Response:
+    detail = f"{exc}; meanwhile, heartbeats keep the lease"
+    headers = {"Retry-After": CHANNELS_RETRY_AFTER_S}
+    return problem_response(request, 503, "too_many_channels", detail, headers=headers)
 
 
 async def _unknown_plan(request: Request, exc: Exception) -> Response:
@@ -230,13 +216,11 @@ HANDLERS = {
     StoreUnavailable: _store,
     InvalidInput: _invalid,
     StreamNotActive: _not_active,
-    StreamEvicted: _evicted,
-    StreamReplaced: _replaced,
     ReplaceTargetNotActive: _target_not_active,
-    StreamStopped: _stopped,
     TooManyStarts: _budget_spent("too_many_starts", "started too many streams"),
     TooManyStopAlls: _budget_spent("too_many_stop_alls", "signed out of all devices too often"),
     UnknownPlan: _unknown_plan,
+    ChannelsFull: _channels_full,
     Unauthenticated: _unauthenticated,
     Forbidden: _forbidden,
     ClientDisconnect: _disconnected,

@@ -1,0 +1,187 @@
+"""A worker's live channels: opening one (a heartbeat), the store's kicks and the batched
+renewals turned into each channel's events, and closing them all when the worker stops."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from streamlimit.api.problems import ended_fields, problem_body
+from streamlimit.api.render import rfc3339, stream_body
+from streamlimit.errors import ChannelsFull, StoreUnavailable, StreamNotActive
+from streamlimit.live import sse
+from streamlimit.live.channel import Channel, Key
+from streamlimit.live.renewer import Renewer
+from streamlimit.models import Kick, Renewal
+from streamlimit.service import Caller, StreamService, check_id, ended_error
+from streamlimit.settings import Settings
+
+log = logging.getLogger("streamlimit.live")
+
+# the event each kind of end is told with: a replaced stream is an evicted one to its player
+# (the data's code, stream_replaced, tells them apart)
+_EVENT = {"stream_evicted": "evicted", "stream_replaced": "evicted", "stream_stopped": "stopped"}
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    max_channels: int = 10_000  # per worker
+    keepalive_s: float = 15.0
+    retry_ms: int = 2_000  # EventSource's reconnection delay
+    drain_retry_ms: int = 1_000  # at shutdown: players reconnect within this (spread evenly)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> LiveSettings:
+        return cls(s.live_max_channels, s.live_keepalive_s, s.live_retry_ms)
+
+
+class Hub:
+    def __init__(self, service: StreamService, settings: LiveSettings) -> None:
+        self.service, self.settings = service, settings
+        policy = service.policy
+        self._channels: dict[Key, list[Channel]] = {}
+        self._watched: dict[str, int] = {}  # user -> open channels of theirs
+        self.open_count = 0
+        self.draining = False
+        self._feed = service.store.feed(self._kicked, self._gap)
+        self.renewer = Renewer(
+            service.store, policy.lease_ttl_ms, policy.heartbeat_interval_s, self._renewed, self._failed
+        )
+
+    async def open(self, user_id: str, stream_id: str, caller: Caller, instance: str) -> Channel:
+        """A heartbeat, and the channel that renews from then on. The user's kicks are watched
+        first, so that none published after the heartbeat is missed."""
+        check_id("user_id", user_id)
+        check_id("stream_id", stream_id)
+        if self.draining or self.open_count >= self.settings.max_channels:
+            raise ChannelsFull("this instance holds all the live channels it may; retry (maybe elsewhere)")
+        self.open_count += 1
+        await self._watch(user_id)
+        try:
+            beat = await self.service.heartbeat(user_id, stream_id, caller)
+        except BaseException:
+            self._unwatch(user_id)
+            self.open_count -= 1
+            raise
+        channel = Channel(beat.stream, instance, caller)
+        self._channels.setdefault(channel.key, []).append(channel)
+        channel.push(sse.retry(self.settings.retry_ms))
+        if beat.degraded:
+            channel.push(self._degraded_event(channel, None))
+        else:
+            channel.push(sse.event("renewed", self._lease(channel, beat.readmitted)))
+            self.renewer.add(channel.key)
+        return channel
+
+    def close(self, channel: Channel) -> None:
+        """The channel's response is over: its lease is no longer renewed here (it ends within a
+        lease TTL unless renewed elsewhere)."""
+        open_ = self._channels.get(channel.key)
+        if open_ is None or channel not in open_:
+            return
+        open_.remove(channel)
+        if not open_:
+            del self._channels[channel.key]
+            self.renewer.discard(channel.key)
+        self._unwatch(channel.stream.user_id)
+        self.open_count -= 1
+
+    def drain(self) -> None:
+        """Shutting down: every channel told to reconnect (spread over drain_retry_ms, so that
+        the players do not all come back at once), then closed; new ones refused."""
+        self.draining = True
+        for channels in list(self._channels.values()):
+            for channel in channels:
+                delay = random.randint(0, self.settings.drain_retry_ms)  # noqa: S311
+                channel.push(sse.retry(delay) + sse.event("reconnect", {"retry_ms": delay}), last=True)
+
+    async def aclose(self) -> None:
+        await self.renewer.close()
+        await self._feed.close()
+
+    # -- kicks ---------------------------------------------------------------------------------
+
+    async def _watch(self, user_id: str) -> None:
+        n = self._watched.get(user_id, 0)
+        self._watched[user_id] = n + 1
+        if n == 0:
+            try:
+                await self._feed.watch(user_id)
+            except StoreUnavailable as exc:  # the renewals will find what a kick would have said
+                log.debug("live kicks of %s not confirmed: %s", user_id, exc)
+
+    def _unwatch(self, user_id: str) -> None:
+        n = self._watched.get(user_id, 0) - 1
+        if n > 0:
+            self._watched[user_id] = n
+            return
+        self._watched.pop(user_id, None)
+        self._feed.unwatch(user_id)
+
+    def _kicked(self, kick: Kick) -> None:
+        for ended in kick.ended():
+            for channel in list(self._channels.get((kick.user_id, ended.stream_id), ())):
+                self._end(channel, ended_error(kick.user_id, ended.stream_id, ended))
+
+    def _gap(self) -> None:
+        self.renewer.catch_up()
+
+    # -- renewals ------------------------------------------------------------------------------
+
+    def _renewed(self, keys: Sequence[Key], renewals: Sequence[Renewal]) -> None:
+        for key, r in zip(keys, renewals, strict=True):
+            for channel in list(self._channels.get(key, ())):
+                if r.expires_at_ms is not None:
+                    channel.stream = replace(channel.stream, expires_at_ms=r.expires_at_ms)
+                    channel.push(sse.event("renewed", self._lease(channel, False)))
+                else:
+                    self._end(channel, ended_error(*key, r.ended))
+
+    def _failed(self, keys: Sequence[Key], exc: StoreUnavailable) -> None:
+        allow = self.service.policy.on_store_error == "allow"
+        what = "degraded" if allow else "failing"
+        self.service.outage_log.warn(
+            f"live renewals {what}, on_store_error={'allow' if allow else 'deny'}", exc
+        )
+        for key in keys:
+            for channel in self._channels.get(key, ()):
+                channel.push(self._degraded_event(channel, exc))
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _lease(self, channel: Channel, readmitted: bool) -> dict[str, Any]:
+        policy = self.service.policy
+        return {
+            **stream_body(channel.stream),
+            "renew_interval_s": policy.heartbeat_interval_s,
+            "lease_ttl_s": policy.lease_ttl_ms / 1000,
+            "readmitted": readmitted,
+            "degraded": False,
+        }
+
+    def _degraded_event(self, channel: Channel, exc: StoreUnavailable | None) -> bytes:
+        """The store did not answer: per the outage policy, keep playing (allow: a lease of a
+        TTL from now, as a degraded heartbeat answers) or only until the last ``expires_at``."""
+        policy = self.service.policy
+        data: dict[str, Any] = {
+            "user_id": channel.stream.user_id,
+            "stream_id": channel.stream.stream_id,
+            "degraded": True,
+            "on_store_error": policy.on_store_error,
+        }
+        if policy.on_store_error == "allow":
+            data["expires_at"] = rfc3339(_now_ms() + policy.lease_ttl_ms)
+        return sse.event("degraded", data)
+
+    def _end(self, channel: Channel, exc: StreamNotActive) -> None:
+        status, code, detail, extra = ended_fields(exc)
+        body = problem_body(channel.instance, status, code, detail, extra)
+        channel.push(sse.event(_EVENT.get(code, "lost"), body), last=True)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
