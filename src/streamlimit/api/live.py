@@ -40,7 +40,7 @@ class EventStream(Response):
         watcher = asyncio.ensure_future(_disconnect(receive))
         watcher.add_done_callback(lambda _: channel.hang_up())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            await send({"type": "http.response.start", "headers": HEADERS, "status": 200})
             keepalive_s = self.hub.settings.keepalive_s
             while True:
                 body = await channel.next(keepalive_s)
