@@ -48,7 +48,8 @@ def test_a_channel_renews_its_lease_and_keeps_the_connection_alive(client: httpx
                 comments += 1
             elif f.event == "renewed":
                 expiries.append(f.data["expires_at"])
-        assert expiries == sorted(expiries) and len(set(expiries)) == 4
+        assert expiries == sorted(expiries)
+        assert len(set(expiries)) == 4
         assert client.get("/v1/users/alice/streams/tv").status_code == 200  # still active, no heartbeat
 
 
