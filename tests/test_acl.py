@@ -13,7 +13,7 @@ import pytest
 from redis import Redis
 
 from streamlimit.errors import StoreUnavailable
-from streamlimit.models import Actor, EndReason, Limits, Start, StartStatus
+from streamlimit.models import Actor, EndReason, Kick, Limits, Renewal, Start, StartStatus
 from streamlimit.store.keys import HOOKS, user_keys
 from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
@@ -38,7 +38,8 @@ def documented_acl() -> str:
 
 
 def script_commands() -> set[str]:
-    return {c.lower() for f in LUA.glob("*.lua") for c in re.findall(r"redis\.call\('(\w+)'", f.read_text())}
+    found = (re.findall(r"redis\.p?call\('(\w+)'", f.read_text()) for f in LUA.glob("*.lua"))
+    return {c.lower() for commands in found for c in commands}
 
 
 def test_the_acl_names_every_command_the_scripts_call() -> None:
@@ -109,6 +110,10 @@ async def every_branch(store: RedisStore, snap: Callable[[], Any] | None = None)
         lambda r: r.status is StartStatus.TOO_MANY and r.retry_after_ms > 0,
     )
     await step(store.list(u, LIMITS), lambda r: [s.stream_id for s in r.streams] == ["f"])
+    await step(  # the live channels' batch renewal: a lease renewed, a tombstone, nothing
+        store.renew([(u, "f"), (u, "e"), (u, "none")], TTL),
+        lambda r: r[0].expires_at_ms is not None and r[1].ended is not None and r[2] == Renewal(),
+    )
     trail = ["stopped_all", "stopped_by_admin", "plan_cleared", "limit_cleared", "evicted"]
     await step(store.events(u), lambda r: [e.action for e in r][:5] == trail and r[0].actor == PLAYER)
     # devices: a reclaim by the same device, a replacement by name, one of a stream not active,
@@ -154,13 +159,20 @@ def test_every_branch_of_every_script_runs_under_the_documented_acl(
 
     async def main() -> None:
         store = RedisStore(PipelinedClient.from_url(url, 2.0), hooks_max_len=1000)
+        kicks: list[Kick] = []
+        feed = store.feed(kicks.append, lambda: None)  # the live channels' subscription, as this user
         try:
             await store.ping()
+            await feed.watch("acl")
             await every_branch(store)
+            await feed.sync()
+            reasons = {k.reason for k in kicks}
+            assert reasons == set(EndReason)  # every kind of end was pushed, under the ACL
             assert await store.estimate_active() >= 0  # the metrics' sample: SCAN, ZCOUNT, DBSIZE
             with pytest.raises(ReplyError, match="NOPERM"):
                 await store._client.execute("GET", "someone-elses-key")
         finally:
+            await feed.close()
             await store.close()
 
     asyncio.run(main())
