@@ -23,6 +23,8 @@ SLOW_MODULES = {
     "test_storm.py": "18 s of storm",
     "test_hostile.py": "slow and hostile clients, cut by real timeouts",
     "test_embedded.py": "starts, kills and restarts embedded servers",
+    "test_live_faults.py": "kills and restarts stores and services under live channels",
+    "test_live_topologies.py": "live channels on Cluster and Sentinel",
 }
 
 
