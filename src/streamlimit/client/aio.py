@@ -68,6 +68,11 @@ class AsyncStreamLimitClient:
     ) -> None:
         await self.aclose()
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying httpx client (the live channel streams on it)."""
+        return self._http
+
     async def aclose(self) -> None:
         """Close the connections."""
         await self._http.aclose()
@@ -171,9 +176,19 @@ class AsyncStreamLimitClient:
         on_lost: OnLost | None = None,
         on_limit: OnLimit | None = None,
         start_retry_s: float = 10.0,
+        live: bool = False,
     ) -> Lease:
         """A stream held for an ``async with`` block: started on entry, heartbeated in the
-        background, stopped on exit. See :class:`~streamlimit.client.lease.Lease`."""
+        background (``live``: renewed by its live channel, which also tells at once when the
+        stream ends; heartbeats when it cannot be opened), stopped on exit. See
+        :class:`~streamlimit.client.lease.Lease`."""
         return Lease(
-            self, user_id, stream_id, device, on_lost=on_lost, on_limit=on_limit, start_retry_s=start_retry_s
+            self,
+            user_id,
+            stream_id,
+            device,
+            on_lost=on_lost,
+            on_limit=on_limit,
+            start_retry_s=start_retry_s,
+            live=live,
         )

@@ -155,11 +155,17 @@ def error_from(response: httpx.Response) -> StreamLimitError:
     except ValueError:
         parsed = None
     body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-    status = response.status_code
+    return problem_error(response.status_code, body, response.reason_phrase, _retry_after(response))
+
+
+def problem_error(
+    status: int, body: Mapping[str, Any], reason: str = "", retry: float | None = None
+) -> StreamLimitError:
+    """The exception for a problem ``body`` answered with ``status`` (also a live channel's last
+    event, whose data is the problem a heartbeat would have answered)."""
     code = body.get("code") if isinstance(body.get("code"), str) else None
-    detail = str(body.get("detail") or response.reason_phrase or "error")
+    detail = str(body.get("detail") or reason or "error")
     cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status) or StreamLimitError
-    retry = _retry_after(response)
     try:
         if cls is Unavailable:
             return Unavailable(status, code, detail, body, retry)

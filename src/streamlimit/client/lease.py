@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from streamlimit.client.errors import LeaseLost, StreamLimitError, Unavailable
+from streamlimit.client.live import renew_by_channel
 from streamlimit.client.types import LeaseInfo, StartInfo
 
 if TYPE_CHECKING:
@@ -69,8 +70,10 @@ class Lease:
         on_lost: OnLost | None = None,
         on_limit: Literal["reject", "evict_oldest"] | None = None,
         start_retry_s: float = 10.0,
+        live: bool = False,
     ) -> None:
         self.client = client
+        self.live = live  #: renewed by the live channel (heartbeats only when it cannot open)
         self.user_id = user_id
         self.stream_id = stream_id if stream_id is not None else str(uuid.uuid4())
         self.device = device
@@ -148,6 +151,10 @@ class Lease:
             attempt += 1
             await asyncio.sleep(delay)
 
+    async def renew_once(self, current: LeaseInfo) -> LeaseInfo:
+        """One heartbeat, retrying transient errors (the live channel's fallback)."""
+        return await self._renew(current)
+
     async def _renew(self, current: LeaseInfo) -> LeaseInfo:
         ttl = current.lease_ttl_s
         cap, base = min(10.0, ttl / 4), min(0.5, ttl / 20)
@@ -170,6 +177,8 @@ class Lease:
 
     async def _heartbeat_loop(self) -> None:
         try:
+            if self.live:
+                await renew_by_channel(self)
             while True:
                 assert self.info is not None
                 await asyncio.sleep(_jittered(self.info.heartbeat_interval_s))

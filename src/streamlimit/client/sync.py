@@ -90,6 +90,7 @@ class StreamLimitClient:
         on_lost: OnLost | None = None,
         on_limit: Literal["reject", "evict_oldest"] | None = None,
         start_retry_s: float = 10.0,
+        live: bool = False,
     ) -> Iterator[Lease]:
         """Hold a stream for a ``with`` block: started on entry (errors such as ``LimitReached``
         are raised here), heartbeated on the client's thread while the block runs, stopped on exit.
@@ -100,7 +101,13 @@ class StreamLimitClient:
         ``LeaseLost`` (unless it raised an exception of its own).
         """
         lease = self.aio.stream(
-            user_id, stream_id, device, on_lost=on_lost, on_limit=on_limit, start_retry_s=start_retry_s
+            user_id,
+            stream_id,
+            device,
+            on_lost=on_lost,
+            on_limit=on_limit,
+            start_retry_s=start_retry_s,
+            live=live,
         )
         entered: concurrent.futures.Future[asyncio.Event] = concurrent.futures.Future()
         futures: list[concurrent.futures.Future[Any]] = [entered]

@@ -157,7 +157,7 @@ class Hub:
         policy = self.service.policy
         return {
             **stream_body(channel.stream),
-            "renew_interval_s": policy.heartbeat_interval_s,
+            "heartbeat_interval_s": policy.heartbeat_interval_s,  # as a heartbeat answers
             "lease_ttl_s": policy.lease_ttl_ms / 1000,
             "readmitted": readmitted,
             "degraded": False,
