@@ -27,7 +27,7 @@ TTL = 60_000
 OPS = Actor("ops", "admin", "key-1", "req-1", "192.0.2.1")
 PLAYER = Actor("acl", "player", "jti-1", "req-2", "198.51.100.7")
 # the scripts' reads: a server refusing any one of them must leave every key as it was
-READS = ("time", "zrange", "hmget", "hget", "hrandfield", "zscore", "get", "pttl", "lrange")
+READS = ("time", "zrange", "hmget", "hget", "hrandfield", "zscore", "get", "pttl", "lrange", "pexpiretime")
 
 
 def documented_acl() -> str:

@@ -18,9 +18,11 @@ local HOOKS = KEYS[9] -- the webhook queue, a stream shared with other users (of
 local HOOK_USER, HOOKS_MAX, LIVE = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
 -- invariants: every script does all its reads before its first write, so a refused command (ACL,
 -- maxmemory) aborts it before anything was written; the info hash has exactly the sorted set's
--- members (plus '#epoch'); both keys expire with their latest lease (the info key, left with only
--- '#epoch', a second later); a script that settles leaves no member with score <= now (the
--- heartbeat's renewal leaves them to the next one: they are ignored as not alive meanwhile).
+-- members (plus '#epoch'); both keys expire together, no sooner than their latest lease and no
+-- later than a lease TTL after it (a renewal moves their expiry only when its lease outgrows it,
+-- so most renewals write the lease alone; the info key, left with only '#epoch', a second after
+-- the last lease ended); a script that settles leaves no member with score <= now (renewals leave
+-- them to the next one: they are ignored as not alive meanwhile).
 local EVENTS_KEPT, EVENTS_TTL_MS = 100, 2592000000
 
 local function now_ms()

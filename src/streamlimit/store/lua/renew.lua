@@ -7,18 +7,19 @@
 local ttl = tonumber(ARGV[1]) -- ms; then ARGV[i + 1]: the stream id of the i-th lease
 -- reply: {now_ms, r_1, ..., r_n}: r = expires_ms (renewed), '<at_ms>|<reason>|<by>' (ended within a
 -- lease TTL), 0 (not active, no tombstone)
--- invariant (as every script): every read before the first write, and both lease keys expire with
--- their latest lease (PEXPIREAT ... GT keeps the later of the two)
+-- invariants (as every script's, lua/_prelude.lua): every read before the first write; the lease
+-- keys' expiry is moved only when a lease outgrows it, to a lease TTL past that lease
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = #ARGV - 1
-local reply, renewed = {now}, {}
+local reply, renewed, outgrown = {now}, {}, {}
 -- reads
 for i = 1, n do
   local score = tonumber(redis.call('ZSCORE', KEYS[i * 3 - 2], ARGV[i + 1]))
   if score and score > now then
     local expires = math.max(score, now + ttl)
     reply[i + 1], renewed[#renewed + 1] = expires, i
+    outgrown[i] = tonumber(redis.call('PEXPIRETIME', KEYS[i * 3 - 2])) < expires
   else
     local raw = redis.call('HGET', KEYS[i * 3], ARGV[i + 1])
     local at, til, rest = string.match(raw or '', '^(%d+)|(%d+)|(.*)$')
@@ -26,10 +27,14 @@ for i = 1, n do
   end
 end
 -- writes: the expiries first (a store at maxmemory accepts them, and then the rest of the script)
-local until_ms = string.format('%d', now + ttl)
 for _, i in ipairs(renewed) do
-  redis.call('PEXPIREAT', KEYS[i * 3 - 2], until_ms, 'GT')
-  redis.call('PEXPIREAT', KEYS[i * 3 - 1], until_ms, 'GT')
-  redis.call('ZADD', KEYS[i * 3 - 2], 'XX', 'GT', until_ms, ARGV[i + 1])
+  if outgrown[i] then
+    local until_ms = string.format('%d', reply[i + 1] + ttl)
+    redis.call('PEXPIREAT', KEYS[i * 3 - 2], until_ms, 'GT')
+    redis.call('PEXPIREAT', KEYS[i * 3 - 1], until_ms, 'GT')
+  end
+end
+for _, i in ipairs(renewed) do
+  redis.call('ZADD', KEYS[i * 3 - 2], 'XX', 'GT', string.format('%d', reply[i + 1]), ARGV[i + 1])
 end
 return reply
