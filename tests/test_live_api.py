@@ -4,12 +4,14 @@ on a real Valkey (kicks through pub/sub)."""
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from streamlimit.live.fds import SPARE, raise_fd_limit
 from tests.servers import RedisServer, Service
 from tests.sse import open_channel
 
@@ -146,3 +148,15 @@ def test_a_worker_holds_at_most_its_channels(
                     break
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_the_file_descriptor_limit_is_raised_for_the_channels() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        wanted = min(5000, hard - SPARE)
+        assert raise_fd_limit(wanted) >= wanted
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= wanted + SPARE
+        assert raise_fd_limit(hard) == hard - SPARE  # more than the hard limit: as many as fit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

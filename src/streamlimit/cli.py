@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from streamlimit import __version__, logs, startup
 from streamlimit.auth.mint import key_and_line, mint_token
 from streamlimit.errors import ConfigurationError
+from streamlimit.live.fds import raise_fd_limit
 from streamlimit.remote import add_remote_commands
 from streamlimit.settings import ENV_PREFIX, Settings, describe_error, unknown_variables
 from streamlimit.store.connect import scheme_of
@@ -68,6 +69,7 @@ def serve(args: argparse.Namespace) -> int:
     for warning in unknown_variables(os.environ):
         log.warning(warning)
     startup.ensure_port_free(settings)
+    raise_fd_limit(settings.live_max_channels)  # the workers inherit it
     # workers are separate processes: they rebuild the same settings from the environment
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
