@@ -12,7 +12,7 @@ import redis
 
 from streamlimit.models import Limits, Start
 from streamlimit.store import argv, scripts
-from streamlimit.store.keys import KINDS, user_keys
+from streamlimit.store.keys import hooks_key, live_channel, user_keys
 
 DAY_MS = 86_400_000  # the longest lease the service accepts: nothing expires during the bench
 BATCH = 5_000
@@ -20,6 +20,13 @@ BATCH = 5_000
 
 def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=60)
+
+
+def call(sha: str, user: str, args: Sequence[str | int]) -> tuple[Any, ...]:
+    """EVALSHA of a script for ``user`` as the service sends it (store/redis.py): the user's keys
+    and the webhook queue, the script's ARGV and the common ones (webhooks off, kicks on)."""
+    keys = (*user_keys(user), hooks_key(user, False))
+    return ("EVALSHA", sha, len(keys), *keys, *args, *argv.common(user, 0, live_channel(user)))
 
 
 def start_argv(stream_id: str, ttl_ms: int, limit: int) -> tuple[str | int, ...]:
@@ -65,10 +72,7 @@ def seed(
     admitted = 0
     batch: list[tuple[Any, ...]] = []
     for user in users:
-        keys = user_keys(user)
-        batch += [
-            ("EVALSHA", start_sha, len(keys), *keys, *start_argv(sid, ttl_ms, limit)) for sid in streams
-        ]
+        batch += [call(start_sha, user, start_argv(sid, ttl_ms, limit)) for sid in streams]
         if len(batch) >= BATCH:
             admitted += sum(1 for reply in pipelined(r, batch) if reply[0] == 1)
             batch = []
@@ -121,13 +125,7 @@ def memory_per_stream(r: redis.Redis, leases: int, streams_per_user: int, uuid_i
     admitted = 0
     for lo in range(0, users, BATCH // streams_per_user):
         batch = [
-            (
-                "EVALSHA",
-                shas["start"],
-                len(KINDS),
-                *user_keys(bench_user(u, "m")),
-                *start_argv(s, DAY_MS, 3),
-            )
+            call(shas["start"], bench_user(u, "m"), start_argv(s, DAY_MS, 3))
             for u in range(lo, min(users, lo + BATCH // streams_per_user))
             for s in ids(u)
         ]

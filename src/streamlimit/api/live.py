@@ -41,9 +41,8 @@ class EventStream(Response):
         watcher.add_done_callback(lambda _: channel.hang_up())
         try:
             await send({"type": "http.response.start", "headers": HEADERS, "status": 200})
-            keepalive_s = self.hub.settings.keepalive_s
             while True:
-                body = await channel.next(keepalive_s)
+                body = await channel.next()
                 if channel.hung_up:
                     break
                 await send({"type": "http.response.body", "body": body, "more_body": not channel.done})

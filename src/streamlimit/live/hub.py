@@ -3,6 +3,7 @@ renewals turned into each channel's events, and closing them all when the worker
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -51,6 +52,8 @@ class Hub:
         self.renewer = Renewer(
             service.store, policy.lease_ttl_ms, policy.heartbeat_interval_s, self._renewed, self._failed
         )
+        self._now = asyncio.get_running_loop().time
+        self._keepalives: asyncio.Task[None] | None = None
 
     async def open(self, user_id: str, stream_id: str, caller: Caller, instance: str) -> Channel:
         """A heartbeat, and the channel that renews from then on. The user's kicks are watched
@@ -67,14 +70,18 @@ class Hub:
             self._unwatch(user_id)
             self.open_count -= 1
             raise
-        channel = Channel(beat.stream, instance, caller)
+        now = self._now()
+        channel = Channel(beat.stream, instance, caller, now)
         self._channels.setdefault(channel.key, []).append(channel)
-        channel.push(sse.retry(self.settings.retry_ms))
+        channel.push(sse.retry(self.settings.retry_ms), now)
         if beat.degraded:
-            channel.push(self._degraded_event(channel, None))
+            channel.push(self._degraded_event(channel), now)
         else:
-            channel.push(sse.event("renewed", self._lease(channel, beat.readmitted)))
+            channel.push(sse.event("renewed", self._lease(channel, beat.readmitted)), now)
+            channel.renewed = self._renewed_template(channel)
             self.renewer.add(channel.key)
+        if self._keepalives is None:
+            self._keepalives = asyncio.get_running_loop().create_task(self._keep_alive(), name="keepalives")
         return channel
 
     def close(self, channel: Channel) -> None:
@@ -94,14 +101,30 @@ class Hub:
         """Shutting down: every channel told to reconnect (spread over drain_retry_ms, so that
         the players do not all come back at once), then closed; new ones refused."""
         self.draining = True
+        now = self._now()
         for channels in list(self._channels.values()):
             for channel in channels:
                 delay = random.randint(0, self.settings.drain_retry_ms)  # noqa: S311
-                channel.push(sse.retry(delay) + sse.event("reconnect", {"retry_ms": delay}), last=True)
+                channel.push(sse.retry(delay) + sse.event("reconnect", {"retry_ms": delay}), now, last=True)
 
     async def aclose(self) -> None:
+        if self._keepalives is not None:
+            self._keepalives.cancel()
         await self.renewer.close()
         await self._feed.close()
+
+    async def _keep_alive(self) -> None:
+        """A comment on every channel quiet for a keepalive interval: one sweep of all channels a
+        few times per interval, instead of a timer per channel."""
+        every_s = min(1.0, self.settings.keepalive_s / 4)
+        quiet_s = self.settings.keepalive_s - every_s
+        while True:
+            await asyncio.sleep(every_s)
+            now = self._now()
+            for channels in self._channels.values():
+                for channel in channels:
+                    if now - channel.quiet_since >= quiet_s:
+                        channel.push(sse.KEEPALIVE, now)
 
     # -- kicks ---------------------------------------------------------------------------------
 
@@ -133,11 +156,13 @@ class Hub:
     # -- renewals ------------------------------------------------------------------------------
 
     def _renewed(self, keys: Sequence[Key], renewals: Sequence[Renewal]) -> None:
+        now = self._now()
         for key, r in zip(keys, renewals, strict=True):
             for channel in list(self._channels.get(key, ())):
                 if r.expires_at_ms is not None:
-                    channel.stream = replace(channel.stream, expires_at_ms=r.expires_at_ms)
-                    channel.push(sse.event("renewed", self._lease(channel, False)))
+                    channel.expires_ms = r.expires_at_ms
+                    head, tail = channel.renewed
+                    channel.push(head + rfc3339(r.expires_at_ms).encode() + tail, now)
                 else:
                     self._end(channel, ended_error(*key, r.ended))
 
@@ -147,23 +172,33 @@ class Hub:
         self.service.outage_log.warn(
             f"live renewals {what}, on_store_error={'allow' if allow else 'deny'}", exc
         )
+        now = self._now()
         for key in keys:
             for channel in self._channels.get(key, ()):
-                channel.push(self._degraded_event(channel, exc))
+                channel.push(self._degraded_event(channel), now)
 
     # -- events --------------------------------------------------------------------------------
 
     def _lease(self, channel: Channel, readmitted: bool) -> dict[str, Any]:
+        """The renewed event's data: the heartbeat's answer (the lease, with its latest expiry)."""
         policy = self.service.policy
         return {
-            **stream_body(channel.stream),
+            **stream_body(replace(channel.stream, expires_at_ms=channel.expires_ms)),
             "heartbeat_interval_s": policy.heartbeat_interval_s,  # as a heartbeat answers
             "lease_ttl_s": policy.lease_ttl_ms / 1000,
             "readmitted": readmitted,
             "degraded": False,
         }
 
-    def _degraded_event(self, channel: Channel, exc: StoreUnavailable | None) -> bytes:
+    def _renewed_template(self, channel: Channel) -> tuple[bytes, bytes]:
+        """A renewal's event, but its expires_at: made once per channel, so that a renewal only
+        joins three byte strings (the lease's other members do not change while it lives)."""
+        frame = sse.event("renewed", self._lease(channel, False))
+        head, mark, tail = frame.partition(b'"expires_at":"')
+        assert mark, frame
+        return head + mark, tail[tail.index(b'"') :]
+
+    def _degraded_event(self, channel: Channel) -> bytes:
         """The store did not answer: per the outage policy, keep playing (allow: a lease of a
         TTL from now, as a degraded heartbeat answers) or only until the last ``expires_at``."""
         policy = self.service.policy
@@ -180,7 +215,7 @@ class Hub:
     def _end(self, channel: Channel, exc: StreamNotActive) -> None:
         status, code, detail, extra = ended_fields(exc)
         body = problem_body(channel.instance, status, code, detail, extra)
-        channel.push(sse.event(_EVENT.get(code, "lost"), body), last=True)
+        channel.push(sse.event(_EVENT.get(code, "lost"), body), self._now(), last=True)
 
 
 def _now_ms() -> int:
