@@ -23,6 +23,7 @@ class Config:
     store_requests: int = 50_000  # redis-benchmark -n per run, script and pipelining depth
     memory_leases: int = 1_000_000  # active leases loaded for the memory figure
     profile_s: int = 10  # py-spy of one worker under the heartbeat load (0: no profile)
+    live_channels: int = 10_000  # live channels held on one worker (0: no live channel figures)
     out_dir: str = "docs"
     service_settings: dict[str, str] = field(
         default_factory=lambda: {
@@ -50,6 +51,7 @@ class Config:
             store_requests=_int("BENCH_STORE_REQUESTS", d.store_requests),
             memory_leases=_int("BENCH_MEMORY_LEASES", d.memory_leases),
             profile_s=_int("BENCH_PROFILE_S", d.profile_s),
+            live_channels=_int("BENCH_LIVE_CHANNELS", d.live_channels),
             out_dir=os.environ.get("BENCH_OUT", d.out_dir),
         )
 

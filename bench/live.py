@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench import data
-from bench.procs import Service, Valkey, cpu_seconds, temporary_processes
+from bench.procs import CLK_TCK, Service, Valkey, temporary_processes
 
 WINDOW_ROUNDS = int(os.environ.get("BENCH_LIVE_ROUNDS", "2"))  # the idle window, in renewal intervals
 KICK_SAMPLES = 200
@@ -38,7 +38,9 @@ class LiveResult:
     rss_before_kb: int
     rss_after_kb: int
     window_s: float
-    service_cpu_s: float  # the worker, over the window
+    service_cpu_s: float  # the worker, over the window with the channels open
+    service_sys_s: float  # ... of which in the kernel (socket writes)
+    baseline_cpu_s: float  # the same worker over as long a window before any channel opened
     store_cpu_s: float
     evalsha_calls: int  # over the window
     renew_calls: int  # lua/renew.lua calls over the window
@@ -55,6 +57,12 @@ class LiveResult:
         return self.service_cpu_s / self.window_s
 
     @property
+    def channels_cpu_s(self) -> float:
+        """What the channels add to the worker's idle CPU (its own chores, such as the metrics'
+        sample of active streams every 15 s, run without them too)."""
+        return max(0.0, self.service_cpu_s - self.baseline_cpu_s)
+
+    @property
     def rounds(self) -> float:
         return self.window_s / self.interval_s
 
@@ -64,7 +72,7 @@ class LiveResult:
 
     @property
     def cpu_us_per_stream_per_interval(self) -> float:
-        return self.service_cpu_s / self.rounds / self.channels * 1e6
+        return self.channels_cpu_s / self.rounds / self.channels * 1e6
 
     def kick(self, q: float) -> float:
         ordered = sorted(self.kick_ms)
@@ -142,6 +150,13 @@ def _rss_kb(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def _cpu(pid: int) -> tuple[float, float]:
+    """(utime + stime, stime) of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
 def _commandstats(store: Any) -> int:
     return int(store.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
@@ -155,6 +170,11 @@ async def _measure(
     for h in warm:
         h.close()
     await asyncio.sleep(1)
+    window = WINDOW_ROUNDS * interval_s
+    base0 = _cpu(pid)[0]
+    await asyncio.sleep(window)
+    baseline = _cpu(pid)[0] - base0
+    print(f"[live] baseline {window:.0f} s without channels: worker CPU {baseline:.2f} s", file=sys.stderr)
     rss_before = _rss_kb(pid)
     started = time.monotonic()
     held: list[_Held] = []
@@ -166,12 +186,19 @@ async def _measure(
     await asyncio.sleep(2)
     rss_after = _rss_kb(pid)
     renewed0, comments0 = sum(h.renewed for h in held), sum(h.comments for h in held)
-    cpu0, store0, calls0 = cpu_seconds(pid), valkey.cpu(), _commandstats(r)
-    window = WINDOW_ROUNDS * interval_s
+    (cpu0, sys0), store0, calls0 = _cpu(pid), valkey.cpu(), _commandstats(r)
     t0 = time.monotonic()
+    spy = None
+    if profile := os.environ.get("BENCH_LIVE_PROFILE"):  # collapsed stacks of the worker's busy time
+        spy = await asyncio.create_subprocess_exec(
+            "py-spy", "record", "-p", str(pid), "-d", str(int(window) - 1), "-f", "raw", "-o", profile,
+            "-r", "200", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
     await asyncio.sleep(window)
+    if spy is not None:
+        await spy.wait()
     window = time.monotonic() - t0
-    cpu1, store1, calls1 = cpu_seconds(pid), valkey.cpu(), _commandstats(r)
+    (cpu1, sys1), store1, calls1 = _cpu(pid), valkey.cpu(), _commandstats(r)
     renewed = sum(h.renewed for h in held) - renewed0
     print(f"[live] idle window {window:.0f} s: worker CPU {cpu1 - cpu0:.2f} s", file=sys.stderr, flush=True)
     # while the channels are held: evictions through the other process
@@ -195,6 +222,8 @@ async def _measure(
         rss_after_kb=rss_after,
         window_s=window,
         service_cpu_s=cpu1 - cpu0,
+        service_sys_s=sys1 - sys0,
+        baseline_cpu_s=baseline,
         store_cpu_s=store1 - store0,
         evalsha_calls=evalsha,
         renew_calls=evalsha,  # nothing else calls the store while the channels idle
@@ -233,6 +262,7 @@ def main() -> int:
         "per_channel_kb": result.per_channel_kb,
         "idle_core_share": result.idle_core_share,
         "calls_per_round": result.calls_per_round,
+        "channels_cpu_s": result.channels_cpu_s,
         "cpu_us_per_stream_per_interval": result.cpu_us_per_stream_per_interval,
         "kick_p50_ms": result.kick(0.5),
         "kick_p99_ms": result.kick(0.99),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import chart, goals, limits
+from bench import chart, goals, limits, live_report
 from bench.results import Results
 from bench.service_bench import WORKLOADS, ServiceResult
 
@@ -233,6 +233,8 @@ def render(results: Results, chart_name: str) -> str:
             "- The bundled valkey-server is built with libc malloc (`malloc=libc`); a jemalloc build "
             "(most packaged Redis/Valkey servers) rounds allocations differently.",
         ]
+    if results.live is not None:
+        out += ["", *live_report.section(results)]
     out += ["", "## Profiles of a worker under heartbeats", ""]
     for s in results.services:
         out += [*_profile(s), ""]

@@ -19,7 +19,8 @@ from bench import data
 from bench.procs import Valkey
 from streamlimit.models import Limits, Start
 from streamlimit.store import argv
-from streamlimit.store.keys import KINDS, user_keys
+from streamlimit.store.keys import hooks_key, live_channel, renewal_keys, user_keys
+from streamlimit.store.redis import RENEW_BATCH
 
 CLIENTS = 50
 DEPTHS = (1, 16)
@@ -32,6 +33,16 @@ class Script:
     args: tuple[str, ...]
     seeded: bool  # the users exist (one stream "s" each)
     destructive: bool  # reseed its users before each run
+    leases: int = 1  # leases per call (renew: a live channels' batch of random users)
+
+    def tail(self) -> list[str]:
+        """numkeys, KEYS and ARGV as the service sends them (store/redis.py)."""
+        user = f"{self.prefix}__rand_int__"
+        if self.name == "renew":
+            keys = [k for _ in range(self.leases) for k in renewal_keys(user)]
+            return [str(len(keys)), *keys, *self.args]
+        keys = [*user_keys(user), hooks_key(user, False)]
+        return [str(len(keys)), *keys, *self.args, *_args(argv.common(user, 0, live_channel(user)))]
 
 
 def _args(values: argv.Argv) -> tuple[str, ...]:
@@ -45,6 +56,8 @@ SCRIPTS = (  # each script's ARGV as the service builds it (store/argv.py)
     Script("start", "n", _args(argv.start("s", None, data.DAY_MS, Limits(3), Start())), False, False),
     Script("stop", "d", _args(argv.stop("s", data.DAY_MS)), True, True),
     Script("stop_all", "a", _args(argv.stop_all(data.DAY_MS)), True, True),
+    # the live channels' batch: 100 random users' leases a call, each extended by a day more
+    Script("renew", "u", _args(argv.renew(2 * data.DAY_MS, ["s"] * RENEW_BATCH)), True, False, RENEW_BATCH),
 )
 
 
@@ -61,6 +74,7 @@ class Ceiling:
     evalsha_us: float  # INFO commandstats usec_per_call of EVALSHA
     changed: float  # fraction of calls that admitted / removed something (-1: not applicable)
     command: str
+    leases: int = 1  # leases per call: per lease, server_cpu_us / leases
     runs: int = 1  # the figures above are medians over this many runs
     rps_min: float = 0.0
     rps_max: float = 0.0
@@ -73,10 +87,6 @@ class Ceiling:
         return cls(**d)
 
 
-def _keys(prefix: str) -> list[str]:
-    return list(user_keys(f"{prefix}__rand_int__"))
-
-
 def _evalsha_us(store: Any) -> float:
     stats = store.info("commandstats")
     return float(stats.get("cmdstat_evalsha", {}).get("usec_per_call", float("nan")))
@@ -86,7 +96,7 @@ def _one(valkey: Valkey, r: Any, sha: str, script: Script, depth: int, n: int, k
     cmd = [
         "redis-benchmark", "-h", "127.0.0.1", "-p", str(valkey.port), "-n", str(n), "-c", str(CLIENTS),
         "-r", str(keyspace), "-P", str(depth), "--csv",
-        "EVALSHA", sha, str(len(KINDS)), *_keys(script.prefix), *script.args,
+        "EVALSHA", sha, *script.tail(),
     ]  # fmt: skip
     r.config_resetstat()
     keys0, cpu0 = r.dbsize(), valkey.cpu()
@@ -115,6 +125,7 @@ def _one(valkey: Valkey, r: Any, sha: str, script: Script, depth: int, n: int, k
         evalsha_us=_evalsha_us(r),
         changed=changed,
         command=shown.replace(str(valkey.port), "PORT"),
+        leases=script.leases,
     )
 
 
