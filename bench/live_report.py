@@ -50,7 +50,7 @@ def section(results: Results) -> list[str]:
         _row(
             "memory per channel (worker RSS growth / channels)",
             "<= 30 KB",
-            f"**{lv.per_channel_kb:.1f} KB** ({lv.rss_before_kb / 1024:.0f} -> {lv.rss_after_kb / 1024:.0f} MB)",
+            f"**{lv.per_channel_kb:.1f} KB** ({lv.rss_before_kb // 1024} -> {lv.rss_after_kb // 1024} MB)",
             lv.per_channel_kb <= 30,
         ),
         _row(
