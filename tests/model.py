@@ -25,7 +25,8 @@ oldest streams, or whole devices but never the start's own, when asked).
 
 Live channels: every call that ends streams (an eviction, a replacement, a stop of any kind,
 a stop-all that stopped something) pushes one kick per reason to the user's live channels: which
-streams, why, when, and the stream that took their place. A batch renewal extends each active
+streams, why, when, and the stream that took their place; then each admission (a start's, a
+heartbeat's again) pushes one too, without a reason. A batch renewal extends each active
 lease as a heartbeat would, and answers for one that is not active with its tombstone (or
 nothing); it never admits a stream again and never touches a tombstone.
 
@@ -173,7 +174,7 @@ class Model:
         return new
 
     def _kick(
-        self, user: str, now: int, reason: EndReason, ids: tuple[str, ...], by: str | None = None
+        self, user: str, now: int, reason: EndReason | None, ids: tuple[str, ...], by: str | None = None
     ) -> None:
         if ids:
             self.kicks.append(Kick(user, now, reason, ids, by))
@@ -275,6 +276,7 @@ class Model:
             self._record(user, event, now)
         self._kick(user, now, EndReason.EVICTED, tuple(v.stream_id for v in evicted), stream_id)
         self._kick(user, now, EndReason.REPLACED, tuple(v.stream_id for v in replaced), stream_id)
+        self._kick(user, now, None, (stream_id,))  # admitted
         after = limits.count(self.active(user, now))
         return answer(StartStatus.ADMITTED, new, after, evicted=evicted, replaced=replaced)
 
@@ -291,7 +293,9 @@ class Model:
             return Beat(ended=ended)
         if limits.count(self.active(user, now)) >= self.limit_info(user, limits).limit:
             return Beat()  # (a stream admitted again has no device id: it is a device of its own)
-        return Beat(self._admit(user, stream_id, None, now + ttl_ms, now, False), readmitted=True)
+        lease = self._admit(user, stream_id, None, now + ttl_ms, now, False)
+        self._kick(user, now, None, (stream_id,))  # admitted again
+        return Beat(lease, readmitted=True)
 
     def renew(self, leases: list[tuple[str, str]], ttl_ms: int, now: int) -> tuple[Renewal, ...]:
         out = []

@@ -190,6 +190,13 @@ def test_console_end_to_end(browser: WebDriver, redis_url: str, tmp_path: Path) 
             timeout_s=4,
         )
 
+        # the user view is live: a start and a stop made elsewhere show within the refresh period
+        # (10 s): pushed through the user's live view (GET /v1/users/alice/live)
+        assert api.post("/v1/users/alice/streams", json={"stream_id": "tablet-1"}).status_code == 201
+        wait_for(browser, lambda d: "tablet-1" in stream_rows(d), "a new stream shown at once", timeout_s=3)
+        assert api.delete("/v1/users/alice/streams/tablet-1").status_code == 204
+        wait_for(browser, lambda d: "tablet-1" not in stream_rows(d), "a stop shown at once", timeout_s=3)
+
         browser.find_element("css selector", 'button.stop[data-stream-id="tv-1"]').click()
         wait_for(browser, lambda d: "tv-1" not in stream_rows(d), "tv-1 to disappear")
         listed = api.get("/v1/users/alice/streams").json()["streams"]

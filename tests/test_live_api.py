@@ -13,7 +13,7 @@ import pytest
 
 from streamlimit.live.fds import SPARE, raise_fd_limit
 from tests.servers import RedisServer, Service
-from tests.sse import open_channel
+from tests.sse import Channel, open_channel
 
 FAST = {"lease_ttl_s": 1.0, "heartbeat_interval_s": 0.2, "live_keepalive_s": 0.3, "start_rate_per_min": 0}
 
@@ -160,3 +160,23 @@ def test_the_file_descriptor_limit_is_raised_for_the_channels() -> None:
         assert raise_fd_limit(hard) == hard - SPARE  # more than the hard limit: as many as fit
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_live_view_of_a_user_shows_each_start_and_end(client: httpx.Client) -> None:
+    with client.stream("GET", "/v1/users/frank/live") as r:
+        assert r.status_code == 200
+        view = Channel(r)
+        first = view.event()
+        assert (first.event, first.data["streams"], first.data["active"]) == ("streams", [], 0)
+        start(client, "frank", "tv")
+        shown = view.event()
+        assert [s["stream_id"] for s in shown.data["streams"]] == ["tv"]
+        assert shown.data == client.get("/v1/users/frank/streams").json()
+        start(client, "frank", "phone", replace="tv")  # an eviction and an admission: one list or two
+        ids: list[str] = []
+        while ids != ["phone"]:
+            ids = [s["stream_id"] for s in view.event().data["streams"]]
+        assert client.delete("/v1/users/frank/streams").status_code == 200
+        while (shown := view.event()).data["streams"]:
+            pass
+        assert shown.data["active"] == 0

@@ -153,15 +153,18 @@ class Renewal:
 @dataclass(frozen=True, slots=True)
 class Kick:
     """What the store pushes to a user's live channels when one call ended some of its streams:
-    the streams, why, when and (evicted, replaced) the stream that took their place."""
+    the streams, why, when and (evicted, replaced) the stream that took their place; or, with no
+    reason, admitted one (a start, a heartbeat's re-admission: for views of the user's streams)."""
 
     user_id: str
     at_ms: int
-    reason: EndReason
+    reason: EndReason | None  # None: admitted
     stream_ids: tuple[str, ...]
     replaced_by: str | None = None
 
     def ended(self) -> tuple[Ended, ...]:
+        if self.reason is None:
+            return ()
         return tuple(Ended(s, self.at_ms, self.reason, self.replaced_by) for s in self.stream_ids)
 
 

@@ -8,6 +8,7 @@ lease TTL; a reconnection within it resumes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,8 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from streamlimit.api.guard import for_user
 from streamlimit.api.routing import resource
-from streamlimit.live.channel import Channel
 from streamlimit.live.hub import Hub
+from streamlimit.live.outbox import Outbox
 
 HEADERS = [  # (Cache-Control: no-store comes with every answer: api/headers.py)
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -30,10 +31,11 @@ def hub_of(request: Request) -> Hub:
 
 
 class EventStream(Response):
-    """The channel's frames, written as they come, until it is done or the player hangs up."""
+    """An outbox's frames, written as they come, until it is done or the client hangs up; then
+    ``closed``."""
 
-    def __init__(self, hub: Hub, channel: Channel) -> None:
-        self.hub, self.channel = hub, channel
+    def __init__(self, channel: Outbox, closed: Callable[[], None]) -> None:
+        self.channel, self.closed = channel, closed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         channel = self.channel
@@ -50,7 +52,7 @@ class EventStream(Response):
                     break
         finally:
             watcher.cancel()
-            self.hub.close(channel)
+            self.closed()
 
 
 async def _disconnect(receive: Receive) -> None:
@@ -65,7 +67,22 @@ async def live(request: Request) -> Response:
         return Response(headers={"content-type": "text/event-stream; charset=utf-8"})
     hub = hub_of(request)
     channel = await hub.open(p["user_id"], p["stream_id"], who, request.url.path)
-    return EventStream(hub, channel)
+    return EventStream(channel, lambda: hub.close(channel))
 
 
-ROUTES = [resource("/v1/users/{user_id}/streams/{stream_id}/live", get=("live", live))]
+async def live_view(request: Request) -> Response:
+    """GET /v1/users/{user_id}/live: the user's list (as GET .../streams) as ``event: streams``,
+    again whenever a stream of theirs starts or ends (the console's user view). Renews nothing."""
+    user_id = request.path_params["user_id"]
+    who = for_user(request, user_id)
+    if request.method == "HEAD":
+        return Response(headers={"content-type": "text/event-stream; charset=utf-8"})
+    hub = hub_of(request)
+    view = await hub.open_view(user_id, who)
+    return EventStream(view, lambda: hub.close_view(view))
+
+
+ROUTES = [
+    resource("/v1/users/{user_id}/streams/{stream_id}/live", get=("live", live)),
+    resource("/v1/users/{user_id}/live", get=("live_view", live_view)),
+]

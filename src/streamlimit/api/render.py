@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
-from streamlimit.models import Stream
+from streamlimit.models import Stream, UserStreams
 
 
 @lru_cache(maxsize=256)  # the seconds of now and of now + a lease: a few distinct values at a time
@@ -32,6 +32,21 @@ def stream_body(s: Stream) -> dict[str, Any]:
         "expires_at": rfc3339(s.expires_at_ms),
         "epoch": s.epoch,
         "legacy": s.legacy,
+    }
+
+
+def streams_body(user: UserStreams) -> dict[str, Any]:
+    """A user's active streams and limit (GET /v1/users/{user_id}/streams, and the live view)."""
+    return {
+        "user_id": user.user_id,
+        "active": user.active,
+        "limit": user.limit,
+        "limit_source": user.limit_source,
+        "plan": user.plan,
+        "counts": user.counts,
+        "remaining": user.remaining,
+        "quota_exhausted": user.active >= user.limit,
+        "streams": [stream_body(s) for s in user.streams],
     }
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from streamlimit.api.bodies import json_object, optional_str
 from streamlimit.api.guard import for_user
 from streamlimit.api.problems import Problem
-from streamlimit.api.render import json, stream_body
+from streamlimit.api.render import json, stream_body, streams_body
 from streamlimit.api.routing import count_as, resource, service_of
 from streamlimit.models import StartStatus, Stream
 from streamlimit.service import StreamService
@@ -118,19 +118,7 @@ async def stop(request: Request) -> Response:
 async def list_streams(request: Request) -> Response:
     who = for_user(request, request.path_params["user_id"])
     user = await service_of(request).list(request.path_params["user_id"], who)
-    return json(
-        {
-            "user_id": user.user_id,
-            "active": user.active,
-            "limit": user.limit,
-            "limit_source": user.limit_source,
-            "plan": user.plan,
-            "counts": user.counts,
-            "remaining": user.remaining,
-            "quota_exhausted": user.active >= user.limit,
-            "streams": [stream_body(s) for s in user.streams],
-        }
-    )
+    return json(streams_body(user))
 
 
 async def stop_all(request: Request) -> Response:

@@ -8,7 +8,7 @@
   var POINTS = 60;
 
   var $ = function (id) { return document.getElementById(id); };
-  var state = { user: null, skewMs: 0, series: [], last: null, timers: [] };
+  var state = { user: null, skewMs: 0, series: [], last: null, timers: [], live: null };
 
   function credential() {
     try { return JSON.parse(sessionStorage.getItem(KEY) || "null"); } catch (e) { return null; }
@@ -208,6 +208,47 @@
     }
   }
 
+  // the user's live view (GET /v1/users/{user}/live, Server-Sent Events): the list again whenever
+  // a stream of theirs starts or ends, on any instance; read with fetch, which can send the
+  // credentials (EventSource cannot)
+  function follow() {
+    if (state.live) { state.live.abort(); }
+    var user = state.user, ctl = new AbortController();
+    state.live = ctl;
+    (async function () {
+      try {
+        var r = await fetch(userPath("/live"), { headers: authHeaders(credential()), cache: "no-store",
+          credentials: "omit", signal: ctl.signal });
+        if (!r.ok || !r.body) { throw new Error("live view: " + r.status); }
+        var reader = r.body.getReader(), decoder = new TextDecoder(), buffer = "";
+        for (;;) {
+          var chunk = await reader.read();
+          if (chunk.done) { break; }
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var frames = buffer.split("\n\n");
+          buffer = frames.pop();
+          frames.forEach(function (frame) { onFrame(user, frame); });
+        }
+      } catch (err) {
+        if (ctl.signal.aborted) { return; }
+      }
+      if (state.live === ctl && state.user === user) { setTimeout(function () { if (state.live === ctl) { follow(); } }, 2000); }
+    })();
+  }
+
+  function onFrame(user, frame) {
+    var name = null, data = null;
+    frame.split("\n").forEach(function (line) {
+      if (line.indexOf("event: ") === 0) { name = line.slice(7); }
+      if (line.indexOf("data: ") === 0) { data = JSON.parse(line.slice(6)); }
+    });
+    if (name !== "streams" || user !== state.user) { return; }
+    renderStreams(data);
+    $("user").hidden = false;
+    api("GET", userPath("/events")).then(renderEvents, failed);
+    status("Showing " + user + " (live, " + new Date().toLocaleTimeString() + ").", false);
+  }
+
   async function act(what, fn) {
     try {
       await fn();
@@ -229,7 +270,7 @@
     ev.preventDefault();
     state.user = $("lookup-user").value.trim();
     $("limit-value").value = "";
-    if (state.user) { load(); }
+    if (state.user) { load(); follow(); }
   });
 
   $("stop-all").addEventListener("click", function () {

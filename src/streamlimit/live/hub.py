@@ -12,10 +12,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streamlimit.api.problems import ended_fields, problem_body
-from streamlimit.api.render import rfc3339, stream_body
+from streamlimit.api.render import rfc3339, stream_body, streams_body
 from streamlimit.errors import ChannelsFull, StoreUnavailable, StreamNotActive
 from streamlimit.live import sse
-from streamlimit.live.channel import Channel, Key
+from streamlimit.live.channel import Channel, Key, View
+from streamlimit.live.outbox import Outbox
 from streamlimit.live.renewer import Renewer
 from streamlimit.models import Kick, Renewal
 from streamlimit.service import Caller, StreamService, check_id, ended_error
@@ -45,6 +46,7 @@ class Hub:
         self.service, self.settings = service, settings
         policy = service.policy
         self._channels: dict[Key, list[Channel]] = {}
+        self._views: dict[str, list[View]] = {}  # user -> live views of their streams
         self._watched: dict[str, int] = {}  # user -> open channels of theirs
         self.open_count = 0
         self.draining = False
@@ -54,6 +56,7 @@ class Hub:
         )
         self._now = asyncio.get_running_loop().time
         self._keepalives: asyncio.Task[None] | None = None
+        self._relisting: set[asyncio.Task[None]] = set()
 
     async def open(self, user_id: str, stream_id: str, caller: Caller, instance: str) -> Channel:
         """A heartbeat, and the channel that renews from then on. The user's kicks are watched
@@ -84,6 +87,39 @@ class Hub:
             self._keepalives = asyncio.get_running_loop().create_task(self._keep_alive(), name="keepalives")
         return channel
 
+    async def open_view(self, user_id: str, caller: Caller) -> View:
+        """A live view of the user's streams: the list now, and again after each of the user's
+        kicks (admissions and ends, as the store publishes them)."""
+        check_id("user_id", user_id)
+        if self.draining or self.open_count >= self.settings.max_channels:
+            raise ChannelsFull("this instance holds all the live channels it may; retry (maybe elsewhere)")
+        self.open_count += 1
+        await self._watch(user_id)
+        try:
+            listing = await self.service.list(user_id, caller)
+        except BaseException:
+            self._unwatch(user_id)
+            self.open_count -= 1
+            raise
+        view = View(user_id, caller, self._now())
+        self._views.setdefault(user_id, []).append(view)
+        view.push(
+            sse.retry(self.settings.retry_ms) + sse.event("streams", streams_body(listing)), self._now()
+        )
+        if self._keepalives is None:
+            self._keepalives = asyncio.get_running_loop().create_task(self._keep_alive(), name="keepalives")
+        return view
+
+    def close_view(self, view: View) -> None:
+        views = self._views.get(view.user_id)
+        if views is None or view not in views:
+            return
+        views.remove(view)
+        if not views:
+            del self._views[view.user_id]
+        self._unwatch(view.user_id)
+        self.open_count -= 1
+
     def close(self, channel: Channel) -> None:
         """The channel's response is over: its lease is no longer renewed here (it ends within a
         lease TTL unless renewed elsewhere)."""
@@ -102,10 +138,13 @@ class Hub:
         the players do not all come back at once), then closed; new ones refused."""
         self.draining = True
         now = self._now()
-        for channels in list(self._channels.values()):
-            for channel in channels:
-                delay = random.randint(0, self.settings.drain_retry_ms)  # noqa: S311
-                channel.push(sse.retry(delay) + sse.event("reconnect", {"retry_ms": delay}), now, last=True)
+        for outbox in self._outboxes():
+            delay = random.randint(0, self.settings.drain_retry_ms)  # noqa: S311
+            outbox.push(sse.retry(delay) + sse.event("reconnect", {"retry_ms": delay}), now, last=True)
+
+    def _outboxes(self) -> list[Outbox]:
+        every: list[Outbox] = [c for channels in self._channels.values() for c in channels]
+        return every + [v for views in self._views.values() for v in views]
 
     async def aclose(self) -> None:
         if self._keepalives is not None:
@@ -121,10 +160,9 @@ class Hub:
         while True:
             await asyncio.sleep(every_s)
             now = self._now()
-            for channels in self._channels.values():
-                for channel in channels:
-                    if now - channel.quiet_since >= quiet_s:
-                        channel.push(sse.KEEPALIVE, now)
+            for outbox in self._outboxes():
+                if now - outbox.quiet_since >= quiet_s:
+                    outbox.push(sse.KEEPALIVE, now)
 
     # -- kicks ---------------------------------------------------------------------------------
 
@@ -146,12 +184,45 @@ class Hub:
         self._feed.unwatch(user_id)
 
     def _kicked(self, kick: Kick) -> None:
+        for view in self._views.get(kick.user_id, ()):
+            self._relist(view)
         for ended in kick.ended():
             for channel in list(self._channels.get((kick.user_id, ended.stream_id), ())):
                 self._end(channel, ended_error(kick.user_id, ended.stream_id, ended))
 
     def _gap(self) -> None:
         self.renewer.catch_up()
+        for views in self._views.values():
+            for view in views:
+                self._relist(view)
+
+    def _relist(self, view: View) -> None:
+        """The user's list again, once at a time per view (a kick during it: once more after)."""
+        if view.listing:
+            view.stale = True
+            return
+        view.listing = True
+
+        async def relist() -> None:
+            try:
+                while True:
+                    view.stale = False
+                    try:
+                        listing = await self.service.list(view.user_id, view.caller)
+                    except StoreUnavailable:
+                        view.push(
+                            sse.event("degraded", {"user_id": view.user_id, "degraded": True}), self._now()
+                        )
+                        return
+                    view.push(sse.event("streams", streams_body(listing)), self._now())
+                    if not view.stale:
+                        return
+            finally:
+                view.listing = False
+
+        task = asyncio.get_running_loop().create_task(relist())
+        self._relisting.add(task)
+        task.add_done_callback(self._relisting.discard)
 
     # -- renewals ------------------------------------------------------------------------------
 

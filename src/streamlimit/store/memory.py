@@ -255,6 +255,7 @@ class MemoryStore:
         for reason, gone_ones in ((EndReason.EVICTED, evicted), (EndReason.REPLACED, replaced)):
             ids = tuple(s.stream_id for s in gone_ones)
             self._feeds.publish(Kick(user_id, now, reason, ids, stream_id))
+        self._feeds.publish(Kick(user_id, now, None, (stream_id,)))
         after = limits.count(self._sorted(u.leases))
         return answer(StartStatus.ADMITTED, stream, after, evicted=evicted, replaced=replaced)
 
@@ -292,7 +293,9 @@ class MemoryStore:
             return Beat(ended=ended)
         if limits.count(tuple(u.leases.values())) >= self._limit(user_id, u, limits).limit:
             return Beat()
-        return Beat(self._admit(u, user_id, stream_id, None, now + ttl_ms, now, False), readmitted=True)
+        lease = self._admit(u, user_id, stream_id, None, now + ttl_ms, now, False)
+        self._feeds.publish(Kick(user_id, now, None, (stream_id,)))
+        return Beat(lease, readmitted=True)
 
     async def stop(
         self, user_id: str, stream_id: str | None, ttl_ms: int, actor: Actor = NO_ACTOR, audit: bool = False

@@ -120,7 +120,8 @@ def kick(user_id: str, raw: str) -> Kick:
     ``kick``)."""
     d = json.loads(raw)
     by = d.get("by") or None
-    return Kick(user_id, int(d["at"]), EndReason(d["reason"]), tuple(str(s) for s in d["streams"]), by)
+    reason = None if d["reason"] == "admitted" else EndReason(d["reason"])
+    return Kick(user_id, int(d["at"]), reason, tuple(str(s) for s in d["streams"]), by)
 
 
 def stop(user_id: str, reply: Sequence[Any]) -> StopResult:

@@ -243,7 +243,8 @@ local function record(now, action, actor, streams, value, device_id)
 end
 
 -- last, after every write: tell the user's live channels (streamlimit.live) that these streams
--- ended, as JSON {at, reason, by, streams} (store/replies.py's ``kick``). pcall: a refused publish
+-- ended (or, reason 'admitted', began), as JSON {at, reason, by, streams} (store/replies.py's
+-- ``kick``). pcall: a refused publish
 -- (an ACL without spublish, a server before 7.0) must not undo the script; the channels' next
 -- renewal finds the tombstone instead
 local function kick(now, reason, by, ids)

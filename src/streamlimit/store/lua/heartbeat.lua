@@ -48,4 +48,5 @@ redis.call('ZADD', LEASES, int(now + ttl), stream_id)
 redis.call('HSET', INFO, stream_id, info, '#epoch', int(epoch))
 redis.call('HDEL', ENDED, stream_id)
 settle(except(state.dead, stream_id), math.max(state.last or 0, now + ttl))
+kick(now, 'admitted', '', {stream_id})
 return {3, now, now + ttl, info}

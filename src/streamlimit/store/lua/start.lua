@@ -140,4 +140,5 @@ redis.call('HDEL', ENDED, stream_id)
 settle(except(state.dead, stream_id), last)
 kick(now, 'evicted', stream_id, ids_of(evicted))
 kick(now, 'replaced', stream_id, ids_of(replaced))
+kick(now, 'admitted', '', {stream_id})
 return reply
