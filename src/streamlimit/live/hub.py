@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
-from streamlimit.api.problems import ended_fields, problem_body
-from streamlimit.api.render import rfc3339, stream_body, streams_body
+from streamlimit.api.render import rfc3339, streams_body
 from streamlimit.errors import ChannelsFull, StoreUnavailable, StreamNotActive
-from streamlimit.live import sse
+from streamlimit.live import events, sse
 from streamlimit.live.channel import Channel, Key, View
 from streamlimit.live.outbox import Outbox
 from streamlimit.live.renewer import Renewer
@@ -23,10 +20,6 @@ from streamlimit.service import Caller, StreamService, check_id, ended_error
 from streamlimit.settings import Settings
 
 log = logging.getLogger("streamlimit.live")
-
-# the event each kind of end is told with: a replaced stream is an evicted one to its player
-# (the data's code, stream_replaced, tells them apart)
-_EVENT = {"stream_evicted": "evicted", "stream_replaced": "evicted", "stream_stopped": "stopped"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +71,12 @@ class Hub:
         self._channels.setdefault(channel.key, []).append(channel)
         channel.push(sse.retry(self.settings.retry_ms), now)
         if beat.degraded:
-            channel.push(self._degraded_event(channel), now)
+            channel.push(events.degraded(channel, self.service.policy), now)
         else:
-            channel.push(sse.event("renewed", self._lease(channel, beat.readmitted)), now)
-            channel.renewed = self._renewed_template(channel)
+            channel.push(
+                sse.event("renewed", events.lease(channel, self.service.policy, beat.readmitted)), now
+            )
+            channel.renewed = events.renewed_template(channel, self.service.policy)
             self.renewer.add(channel.key)
         if self._keepalives is None:
             self._keepalives = asyncio.get_running_loop().create_task(self._keep_alive(), name="keepalives")
@@ -246,48 +241,7 @@ class Hub:
         now = self._now()
         for key in keys:
             for channel in self._channels.get(key, ()):
-                channel.push(self._degraded_event(channel), now)
-
-    # -- events --------------------------------------------------------------------------------
-
-    def _lease(self, channel: Channel, readmitted: bool) -> dict[str, Any]:
-        """The renewed event's data: the heartbeat's answer (the lease, with its latest expiry)."""
-        policy = self.service.policy
-        return {
-            **stream_body(replace(channel.stream, expires_at_ms=channel.expires_ms)),
-            "heartbeat_interval_s": policy.heartbeat_interval_s,  # as a heartbeat answers
-            "lease_ttl_s": policy.lease_ttl_ms / 1000,
-            "readmitted": readmitted,
-            "degraded": False,
-        }
-
-    def _renewed_template(self, channel: Channel) -> tuple[bytes, bytes]:
-        """A renewal's event, but its expires_at: made once per channel, so that a renewal only
-        joins three byte strings (the lease's other members do not change while it lives)."""
-        frame = sse.event("renewed", self._lease(channel, False))
-        head, mark, tail = frame.partition(b'"expires_at":"')
-        assert mark, frame
-        return head + mark, tail[tail.index(b'"') :]
-
-    def _degraded_event(self, channel: Channel) -> bytes:
-        """The store did not answer: per the outage policy, keep playing (allow: a lease of a
-        TTL from now, as a degraded heartbeat answers) or only until the last ``expires_at``."""
-        policy = self.service.policy
-        data: dict[str, Any] = {
-            "user_id": channel.stream.user_id,
-            "stream_id": channel.stream.stream_id,
-            "degraded": True,
-            "on_store_error": policy.on_store_error,
-        }
-        if policy.on_store_error == "allow":
-            data["expires_at"] = rfc3339(_now_ms() + policy.lease_ttl_ms)
-        return sse.event("degraded", data)
+                channel.push(events.degraded(channel, self.service.policy), now)
 
     def _end(self, channel: Channel, exc: StreamNotActive) -> None:
-        status, code, detail, extra = ended_fields(exc)
-        body = problem_body(channel.instance, status, code, detail, extra)
-        channel.push(sse.event(_EVENT.get(code, "lost"), body), self._now(), last=True)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+        channel.push(events.ended(channel, exc), self._now(), last=True)
