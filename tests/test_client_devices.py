@@ -246,13 +246,13 @@ def test_an_invalid_device_id_or_replace_per_call_is_named_by_the_service(svc: S
 
     async def scenario() -> None:
         async with AsyncStreamLimitClient(svc.url) as c:
-            for kwargs, field in (
-                ({"device_id": "has space"}, "device_id"),
-                ({"device_id": "x" * 129}, "device_id"),
-                ({"replace": "a/b"}, "replace"),
+            for device_id, replace, field in (
+                ("has space", None, "device_id"),
+                ("x" * 129, None, "device_id"),
+                (None, "a/b", "replace"),
             ):
                 with pytest.raises(InvalidInput) as refused:
-                    await c.start(user, "s", **kwargs)
+                    await c.start(user, "s", device_id=device_id, replace=replace)
                 e = refused.value
                 assert (e.status, e.code, e.field, e.transient) == (422, "invalid_id", field, False)
             assert (await c.list(user)).streams == ()
