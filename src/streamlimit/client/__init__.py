@@ -3,21 +3,28 @@
 ``AsyncStreamLimitClient`` (asyncio, on httpx) and ``StreamLimitClient`` (blocking, the same
 methods run on a background event loop). ``client.stream(...)`` holds a stream for a ``with``
 block: start, heartbeats in the background, stop; ``on_lost`` and ``LeaseLost`` when the
-service ends it::
+service ends it. A player passes its installation's ``device_id`` (kept across restarts by
+``stored_device_id()``), so that a restarted player takes its own slot back at once::
 
-    async with AsyncStreamLimitClient("http://127.0.0.1:3000", token=token) as client:
+    async with AsyncStreamLimitClient(
+        "http://127.0.0.1:3000", token=token, device_id=stored_device_id()
+    ) as client:
         async with client.stream("alice", device="tv", on_lost=print) as lease:
             await play(lease.stream_id)
 """
 
 from streamlimit.client.aio import AsyncStreamLimitClient, OnLimit
+from streamlimit.client.device import default_device_id_path, new_device_id, stored_device_id
 from streamlimit.client.errors import (
     Forbidden,
+    InvalidInput,
     LeaseLost,
     LimitReached,
+    ReplaceTargetNotActive,
     StreamEvicted,
     StreamLimitError,
     StreamNotActive,
+    StreamReplaced,
     StreamStopped,
     TooManyStarts,
     Unauthenticated,
@@ -31,6 +38,7 @@ __all__ = [
     "AsyncStreamLimitClient",
     "Event",
     "Forbidden",
+    "InvalidInput",
     "Lease",
     "LeaseInfo",
     "LeaseLost",
@@ -38,6 +46,7 @@ __all__ = [
     "LimitReached",
     "OnLimit",
     "OnLost",
+    "ReplaceTargetNotActive",
     "StartInfo",
     "StreamEvicted",
     "StreamInfo",
@@ -45,8 +54,12 @@ __all__ = [
     "StreamLimitError",
     "StreamList",
     "StreamNotActive",
+    "StreamReplaced",
     "StreamStopped",
     "TooManyStarts",
     "Unauthenticated",
     "Unavailable",
+    "default_device_id_path",
+    "new_device_id",
+    "stored_device_id",
 ]

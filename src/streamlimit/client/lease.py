@@ -51,12 +51,19 @@ class Lease:
     Transient errors never end the lease by themselves: once the service answers again, it
     says whether the lease survived.
 
-    When the service says the lease is gone (404 :class:`StreamNotActive`, 410
-    :class:`StreamEvicted`, or any other non-transient error), ``on_lost(error)`` is called
-    and the task running the block is cancelled: the block sees ``asyncio.CancelledError`` at
-    its next ``await``, and the ``async with`` raises :class:`LeaseLost` (its ``reason`` is the
-    error). On exit otherwise the heartbeats end and the stream is stopped (best effort: a
-    stream that cannot be stopped expires after its lease TTL).
+    ``device_id`` (default: the client's) goes with the start, so the stream takes over the
+    device's older one (``lease.started.replaced``), and ``replace`` names a stream to stop in
+    its favour (see :meth:`AsyncStreamLimitClient.start`). A retried start whose first attempt
+    did arrive renews the stream it admitted, so a retry never replaces twice.
+
+    When the service says the lease is gone (404 :class:`StreamNotActive`; 410
+    :class:`StreamEvicted`, :class:`StreamStopped`, or :class:`StreamReplaced` when another
+    start with the same device id took over; or any other non-transient error),
+    ``on_lost(error)`` is called and the task running the block is cancelled: the block sees
+    ``asyncio.CancelledError`` at its next ``await``, and the ``async with`` raises
+    :class:`LeaseLost` (its ``reason`` is the error). On exit otherwise the heartbeats end and
+    the stream is stopped (best effort: a stream that cannot be stopped expires after its lease
+    TTL).
     """
 
     def __init__(
@@ -69,11 +76,15 @@ class Lease:
         on_lost: OnLost | None = None,
         on_limit: Literal["reject", "evict_oldest"] | None = None,
         start_retry_s: float = 10.0,
+        device_id: str | None = None,
+        replace: str | None = None,
     ) -> None:
         self.client = client
         self.user_id = user_id
         self.stream_id = stream_id if stream_id is not None else str(uuid.uuid4())
         self.device = device
+        self.device_id = device_id if device_id is not None else client.device_id  #: sent with the start
+        self.replace = replace  #: the stream the start names to replace, if any
         self.started: StartInfo | None = None  #: the answer to the start
         self.info: LeaseInfo | None = None  #: the latest answer (start or heartbeat)
         self.lost_reason: StreamLimitError | None = None  #: why the lease was lost, if it was
@@ -139,7 +150,14 @@ class Lease:
         attempt = 0
         while True:
             try:
-                return await self.client.start(self.user_id, self.stream_id, self.device, self._on_limit)
+                return await self.client.start(
+                    self.user_id,
+                    self.stream_id,
+                    self.device,
+                    self._on_limit,
+                    device_id=self.device_id,
+                    replace=self.replace,
+                )
             except StreamLimitError as exc:
                 delay = max(_backoff(attempt, 0.1, 2.0), _retry_after(exc))
                 if not exc.transient or loop.time() + delay > deadline:
