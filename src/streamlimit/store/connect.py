@@ -100,7 +100,11 @@ async def open_store(
             log.warning("embedded store not running yet, the supervisor will retry: %s", exc)
         server.supervise()
         url, on_close = server.url, server.aclose
-    store = RedisStore(store_client(url, settings), on_close, metrics)
+    hooks_max_len = settings.webhook_queue_max_len if settings.webhook_url else 0
+    store = RedisStore(
+        store_client(url, settings), on_close, metrics,
+        hooks_max_len=hooks_max_len, hooks_per_slot=scheme.endswith("+cluster"),
+    )  # fmt: skip
     await _wait_for(store, settings.store_startup_wait_s, outage_log or OutageLog())
     return store
 
