@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamlimit.api.render import rfc3339
+from streamlimit.times import rfc3339
 
 Fields = Callable[[dict[str, Any]], dict[str, Any]]
 
