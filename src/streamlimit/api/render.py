@@ -10,7 +10,7 @@ import msgspec
 from starlette.responses import Response
 
 from streamlimit.models import Stream
-from streamlimit.times import rfc3339
+from streamlimit.times import rfc3339 as rfc3339  # where the api modules have it from
 
 
 def stream_body(s: Stream) -> dict[str, Any]:
