@@ -34,12 +34,14 @@ class Attempt:
 
 
 class Receiver:
-    """``answer(attempt_number, path)`` -> status (default 204); ``delay_s`` before answering."""
+    """``answer(n, path)`` -> the status for the n-th attempt to arrive (from 0; default 204),
+    given after ``delay_s``."""
 
     def __init__(self, answer: Callable[[int, str], int] | None = None, delay_s: float = 0.0) -> None:
         self.answer = answer or (lambda n, path: 204)
         self.delay_s = delay_s
         self.attempts: list[Attempt] = []
+        self.arrived = 0  # attempts received, answered or not yet
         self._lock = threading.Lock()
         receiver = self
 
@@ -47,7 +49,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 with receiver._lock:
-                    n = len(receiver.attempts)
+                    n, receiver.arrived = receiver.arrived, receiver.arrived + 1
                     status = receiver.answer(n, self.path)
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
