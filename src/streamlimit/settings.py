@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         1, ge=0.01, le=60, description="how often each instance looks for webhook events to send"
     )
     webhook_scan_interval_s: float = Field(
-        30, ge=0.1, le=3600, description="Cluster: how often each instance looks at every slot's queue"
+        60, ge=0.1, le=3600, description="Cluster: how often each instance looks at every slot's queue"
     )
     webhook_concurrency: int = Field(16, ge=1, le=1024, description="webhook attempts in flight per process")
     webhook_queue_max_len: int = Field(

@@ -194,9 +194,9 @@ class Delivery:
         self._given_up.warn("webhooks: gave up %s of user %s: %s", entry.event_id, entry.user_id, why)
 
     async def _gauges(self, now: int) -> None:
+        depth = await self._queue.depth()  # also lets a Cluster queue forget its emptied slots
         if self._metrics is None:
             return
-        depth = await self._queue.depth()
         self._metrics.webhook_queue_depth.set(depth.entries)
         age_s = 0.0 if depth.oldest_ms is None else max(0, now - depth.oldest_ms) / 1000
         self._metrics.webhook_oldest_age.set(age_s)

@@ -55,4 +55,5 @@ class Queue(Protocol):
     async def done(self, stream: str, entry_id: str) -> None:
         """Delivered (or given up): deleted from the stream, then acknowledged."""
 
-    async def depth(self) -> Depth: ...
+    async def depth(self) -> Depth:
+        """What is queued, over the streams ``streams`` named (the loop asks once per poll)."""

@@ -7,7 +7,9 @@ an event names its user in ``hints`` (RedisStore keeps it), so the slots of this
 events are looked at (one XLEN each) on the next poll; and every ``scan_interval_s`` the XLEN of
 all 16384 slot queues, pipelined (each to its primary), finds what other instances left behind
 (crashed, or stopped with entries pending). A SCAN for the queues' keys would walk every user's
-keys instead: millions, against 16384 O(1) calls.
+keys instead: millions, against 16384 O(1) calls (about 0.4 s of one core per scan, measured on a
+3-primary cluster on one machine: under 1% of a core at the default interval, 60 s). A slot whose
+queue was found empty (``depth``) is looked at again only when hinted or scanned.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class RedisQueue:
         *,
         per_slot: bool = False,
         hints: set[str] | None = None,
-        scan_interval_s: float = 30.0,
+        scan_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
