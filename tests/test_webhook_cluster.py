@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from streamlimit.webhooks.signing import Signer
 from tests.topologies import Cluster, cmd
 from tests.webhook_receiver import SECRET, Receiver, event, running
 
-FAST = {
+FAST: dict[str, Any] = {
     "webhook_secret": SECRET,
     "webhook_timeout_s": 0.3,
     "webhook_retry_base_s": 0.4,
