@@ -21,7 +21,8 @@ from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import RedisStore
 from streamlimit.webhooks.delivery import Delivery
 from streamlimit.webhooks.setup import start_delivery
-from tests.servers import free_port
+from tests.servers import RedisServer, free_port
+from tests.test_acl import documented_acl
 from tests.webhook_receiver import SECRET, Receiver, event, running, xadd
 
 FAST = {  # short times: an attempt 0.3 s at most, retried after 0.4-0.8 s
@@ -198,3 +199,21 @@ def test_a_store_that_lost_its_queue_and_group_gets_them_again(redis_url: str) -
 
     with running(receiver):
         asyncio.run(main())
+
+
+def test_the_delivery_loop_runs_under_the_documented_acl(redis_server: RedisServer, redis_url: str) -> None:
+    receiver = Receiver(answer=lambda n, path: 500 if n < 1 else 204)  # a retry too: XPENDING, XCLAIM
+    with redis.Redis.from_url(redis_url) as r:
+        r.execute_command(*documented_acl().split())
+    login = f"redis://streamlimit:CHANGE-ME@127.0.0.1:{redis_server.port}/0"
+    queue(redis_url, 2)
+
+    async def main() -> None:
+        async with delivering(login, settings(receiver.url)):
+            await until(lambda: len({a.id for a in receiver.delivered()}) == 2, "both, as the ACL user")
+
+    with running(receiver):
+        asyncio.run(main())
+    with redis.Redis.from_url(redis_url) as r:
+        assert r.xlen(HOOKS) == 0
+        r.execute_command("ACL", "DELUSER", "streamlimit")
