@@ -131,7 +131,7 @@ def test_the_readme_walkthrough_is_true_when_run_verbatim(tmp_path: Path) -> Non
 def receiver_example() -> str:
     """The README's webhook receiver (the python block that names itself receiver.py)."""
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
-    found = [b for b in blocks if b.startswith("# receiver.py")]
+    found: list[str] = [b for b in blocks if b.startswith("# receiver.py")]
     assert len(found) == 1, "the README has one receiver example"
     return found[0]
 
