@@ -24,7 +24,8 @@ def secret_key(secret: str) -> bytes:
     """The HMAC key of a secret; a ``ValueError`` that never shows the secret otherwise."""
     if secret.startswith(PREFIX):
         try:
-            key = base64.b64decode(secret.removeprefix(PREFIX), validate=True)
+            encoded = secret.removeprefix(PREFIX)
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)  # padding optional
         except (binascii.Error, ValueError):
             raise ValueError(f"a secret starting {PREFIX} must go on with base64") from None
     else:

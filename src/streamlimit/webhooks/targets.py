@@ -17,8 +17,10 @@ def parse_urls(text: str) -> tuple[str, ...]:
             parts.port  # noqa: B018  (raises on a port that is no number or out of range)
         except ValueError:
             raise ValueError(f"{shown(url)!r} is not a URL") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"webhook URLs are http:// or https:// with a host, not {shown(url)!r}")
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"webhook URLs are http:// or https://, not {parts.scheme or 'schemeless'}")
+        if not parts.hostname:
+            raise ValueError(f"webhook URL {shown(url)!r} has no host")
         out[url] = None
     return tuple(out)
 
