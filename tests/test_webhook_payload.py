@@ -105,14 +105,11 @@ def test_urls_are_http_or_https_with_a_host_and_are_shown_without_secrets() -> N
         "http://b.example:8080/y",
     )
     assert parse_urls("") == ()
-    for bad in (
-        "ftp://a.example/",
-        "https:///path",
-        "a.example/hook",
-        "http://a.example:99999/",
-        "mailto:x@y",
-    ):
-        with pytest.raises(ValueError, match="URL|http:// or https://"):
+    for bad in ("ftp://a.example/", "a.example/hook", "mailto:x@y"):
+        with pytest.raises(ValueError, match="http:// or https://, not "):
+            parse_urls(bad)
+    for bad in ("https:///path", "http://a.example:99999/"):
+        with pytest.raises(ValueError, match="URL"):
             parse_urls(bad)
     assert shown("https://user:pw@hooks.example:8443/T0K3N?sig=x") == "https://hooks.example:8443"
 
