@@ -6,6 +6,7 @@ webhook types."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -32,6 +33,10 @@ FAST = {
 EVENTS = 40
 
 
+def metrics(svc: Service) -> str:
+    return httpx.get(f"{svc.url}/metrics", timeout=5).text
+
+
 def test_an_instance_killed_mid_delivery_loses_no_event(
     redis_url: str, service_factory: Callable[..., Service]
 ) -> None:
@@ -50,9 +55,13 @@ def test_an_instance_killed_mid_delivery_loses_no_event(
         delivered_by_first = {a.id for a in receiver.delivered()}
         assert len(delivered_by_first) < EVENTS, "killed too late: the first instance delivered everything"
         assert r.xpending(HOOKS, "streamlimit")["pending"] > 0, "killed with nothing in flight"
-        service_factory(redis_url, webhook_url=receiver.url, **FAST)
+        second = service_factory(redis_url, webhook_url=receiver.url, workers=2, **FAST)  # 2 consumers
         until(lambda: len({a.id for a in receiver.delivered()}) == EVENTS, "every event delivered", 20)
         until(lambda: r.xlen(HOOKS) == 0, "an empty queue")
+        until(lambda: "streamlimit_webhook_queue_depth 0.0" in metrics(second), "the depth gauge at 0")
+        sent = re.search(r"^streamlimit_webhook_sent_total (\S+)$", metrics(second), re.M)
+        assert sent is not None
+        assert float(sent[1]) >= EVENTS - len(delivered_by_first)
     attempts = receiver.all()
     assert {a.id for a in receiver.delivered()} == {f"evt_{i}" for i in ids}
     copies: dict[str, bytes] = {}
