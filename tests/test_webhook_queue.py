@@ -144,3 +144,26 @@ def test_an_entry_done_or_trimmed_meanwhile_is_claimed_by_nobody_and_leaves_the_
         assert (await q.depth()).entries == 5
 
     run(backend, body)
+
+
+def test_consumers_gone_for_a_day_and_holding_nothing_are_dropped_from_the_group(redis_url: str) -> None:
+    async def main() -> None:
+        client = PipelinedClient.from_url(redis_url, 2.0)
+        q = RedisQueue(client, scan_interval_s=0, gone_after_ms=IDLE_MS)  # "a day": 30 ms here
+        try:
+            with redis.Redis.from_url(redis_url, decode_responses=True) as r:
+                for user in ("a", "b"):
+                    xadd(r.execute_command, HOOKS, user, event(1000, "plan_cleared"))
+                (done,) = await q.read(HOOKS, "ended-clean", 1)
+                await q.done(HOOKS, done.id)
+                await q.read(HOOKS, "ended-holding", 1)
+                await q.read(HOOKS, "alive", 1)
+                await asyncio.sleep(IDLE_MS / 1000)
+                await q.read(HOOKS, "alive", 1)  # reads every poll
+                await q.streams()  # a scan
+                names = {c["name"] for c in r.xinfo_consumers(HOOKS, "streamlimit")}
+                assert names == {"ended-holding", "alive"}  # its entry still pending for a claim
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())

@@ -25,7 +25,7 @@ _TRYAGAIN_PAUSE_MAX_S = 0.05
 
 # where the key is in the keyed commands the store sends: its scripts, and the webhook queue's
 # stream commands (streamlimit.webhooks.redis_queue)
-_KEY_AT = {"XLEN": 1, "XRANGE": 1, "XACK": 1, "XDEL": 1, "XPENDING": 1, "XCLAIM": 1, "XGROUP": 2}
+_KEY_AT = {"XLEN": 1, "XRANGE": 1, "XACK": 1, "XDEL": 1, "XPENDING": 1, "XCLAIM": 1, "XGROUP": 2, "XINFO": 2}
 
 
 def _first_key(args: tuple[str | int, ...]) -> str | None:

@@ -28,6 +28,7 @@ from streamlimit.store.resp import ReplyError
 from streamlimit.webhooks.queue import GROUP, Depth, Entry, Pending
 
 _BATCH = 512  # XLENs in flight at once during a scan: other calls on the connection wait less
+GONE_AFTER_MS = 86_400_000  # a consumer that has not read for this long is a process that ended
 
 
 class RedisQueue:
@@ -39,12 +40,14 @@ class RedisQueue:
         hints: set[str] | None = None,
         scan_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        gone_after_ms: int = GONE_AFTER_MS,
     ) -> None:
         self._client = client
         self._per_slot = per_slot
         self._hints = hints if hints is not None else set()
         self._scan_interval_s = scan_interval_s
         self._clock = clock
+        self._gone_after_ms = gone_after_ms
         self._next_scan = clock()
         # the streams looked at on each poll: the one, or the slots' seen to hold entries
         self._active: set[str] = set() if per_slot else {HOOKS}
@@ -54,11 +57,15 @@ class RedisQueue:
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def streams(self) -> Sequence[str]:
+        scan = self._clock() >= self._next_scan
+        if scan:
+            self._next_scan = self._clock() + self._scan_interval_s
+            for stream in sorted(self._active):
+                await self._forget_gone_consumers(stream)
         if not self._per_slot:
             return (HOOKS,)
         candidates: Iterable[str]
-        if self._clock() >= self._next_scan:
-            self._next_scan = self._clock() + self._scan_interval_s
+        if scan:
             candidates = [slot_hooks_key(slot) for slot in range(SLOTS)]
         else:
             candidates = {hooks_key(user, True) for user in self._hints} - self._active
@@ -74,6 +81,21 @@ class RedisQueue:
             lengths = await asyncio.gather(*(self._client.execute("XLEN", k) for k in part))
             out.update(zip(part, (int(n) for n in lengths), strict=True))
         return out
+
+    async def _forget_gone_consumers(self, stream: str) -> None:
+        """Every process start is a new consumer of the group: drop those that hold nothing and
+        have not read for a day (a live one reads every poll), so the group does not grow with
+        every restart. One that held entries keeps them until another consumer claims them."""
+        try:
+            consumers = await self._client.execute("XINFO", "CONSUMERS", stream, GROUP)
+        except ReplyError as exc:
+            if str(exc).startswith("NOGROUP"):
+                return
+            raise
+        for fields in consumers:
+            info = dict(zip(fields[::2], fields[1::2], strict=True))
+            if int(info["pending"]) == 0 and int(info["idle"]) >= self._gone_after_ms:
+                await self._client.execute("XGROUP", "DELCONSUMER", stream, GROUP, info["name"])
 
     def _entry(self, stream: str, entry_id: str, fields: list[str]) -> Entry:
         values = dict(zip(fields[::2], fields[1::2], strict=True))
