@@ -23,6 +23,7 @@ SLOW_MODULES = {
     "test_storm.py": "18 s of storm",
     "test_hostile.py": "slow and hostile clients, cut by real timeouts",
     "test_embedded.py": "starts, kills and restarts embedded servers",
+    "test_webhook_cluster.py": "Cluster",
 }
 
 

@@ -22,6 +22,7 @@ from streamlimit.service import Policy, StreamService
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
+from streamlimit.webhooks.setup import start_delivery
 
 log = logging.getLogger("streamlimit.api")
 
@@ -39,12 +40,15 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         app.state.service = StreamService(s, Policy.from_settings(settings), outage_log)
         lifecycle.drain_on_sigterm(app)
         sampler = lifecycle.sample_active_streams(s, metrics) if metrics else None
+        webhooks = start_delivery(settings, s, metrics)
         try:
             yield
         finally:
             app.state.draining = True
             if sampler is not None:
                 sampler.cancel()
+            if webhooks is not None:  # attempts in flight finish, or stay pending for others
+                await webhooks.stop(grace_s=settings.webhook_timeout_s)
             if owned:
                 await s.close()
 

@@ -41,6 +41,12 @@ class Client(Protocol):
     async def aclose(self) -> None: ...
 
 
+# the scripts that may queue a webhook event (see store/hooks.py), and how many users' calls to
+# them are remembered for the webhook loop at most (streamlimit.webhooks.redis_queue's hints)
+_MAY_QUEUE = frozenset({"start", "stop", "stop_all", "limit"})
+_HINTS_MAX = 10_000
+
+
 def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
@@ -61,16 +67,21 @@ class RedisStore:
         self._client = client
         self._on_close = on_close
         self._metrics = metrics
-        self._hooks_max_len = hooks_max_len  # 0: webhooks off, nothing is queued
+        self._hooks_max_len = hooks_max_len  # webhook events queued, at most this many; 0: none
         if hooks_per_slot is None:  # a Cluster: one queue per slot (a script's keys share one)
             hooks_per_slot = isinstance(client, ClusterClient)
-        self._hooks_per_slot = hooks_per_slot
+        self._hooks_per_slot = hooks_per_slot  # (keys.hooks_key)
+        # on a Cluster, the users of calls that may have queued an event: where to look first
+        self.hook_hints: set[str] = set()
         self._cursor = 0  # of the active-streams sample
         self._shas = {name: _sha1(scripts.source(name)) for name in scripts.NAMES}
 
     async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
         keys = (*user_keys(user_id), hooks_key(user_id, self._hooks_per_slot))
         args = (*args, *argv.common(user_id, self._hooks_max_len))
+        hinted = self._hooks_max_len and self._hooks_per_slot and name in _MAY_QUEUE
+        if hinted and len(self.hook_hints) < _HINTS_MAX:
+            self.hook_hints.add(user_id)
         started = time.perf_counter()
         try:
             try:
@@ -93,6 +104,18 @@ class RedisStore:
     def _failed(self, kind: str) -> None:
         if self._metrics is not None:
             self._metrics.store_errors.labels(kind).inc()
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def hooks_on(self) -> bool:
+        return self._hooks_max_len > 0
+
+    @property
+    def hooks_per_slot(self) -> bool:
+        return self._hooks_per_slot
 
     async def load_scripts(self) -> None:
         """Register every script on every primary, so the first requests need no EVAL."""
