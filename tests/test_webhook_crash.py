@@ -10,7 +10,6 @@ import re
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +20,6 @@ from tests.servers import Service
 from tests.webhook_receiver import SECRET, Receiver, event, running, until, xadd
 
 # the producer side: lua/_prelude.lua's notify, which queues each event in the script that records it
-PRODUCER = "XADD" in (Path(__file__).parent.parent / "src/streamlimit/store/lua/_prelude.lua").read_text()
 FAST = {
     "webhook_secret": SECRET,
     "webhook_timeout_s": 0.5,
@@ -73,7 +71,6 @@ def test_an_instance_killed_mid_delivery_loses_no_event(
     assert len(attempts) > EVENTS  # the failed ones, and those in flight at the kill, came again
 
 
-@pytest.mark.skipif(not PRODUCER, reason="needs the producer side (lua notify, main's scripts) merged")
 @pytest.mark.parametrize("store", ["redis", "memory"])
 def test_the_apis_actions_arrive_as_webhooks(
     store: str, redis_url: str, service_factory: Callable[..., Service]
