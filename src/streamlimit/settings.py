@@ -120,6 +120,18 @@ class Settings(BaseSettings):
         "", description="comma-separated addresses or CIDRs of proxies whose X-Forwarded-For is believed"
     )
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS, or *; empty: none")
+    grant_key_file: str = Field(
+        "",
+        description="PEM private key file(s), comma-separated, for signed playback grants; the first signs",
+    )
+    grant_issuer: str = Field("streamlimit", min_length=1, description="the iss claim of grants")
+    grant_audience: str = Field("streamlimit-playback", min_length=1, description="the aud claim of grants")
+    grant_when_degraded: bool = Field(
+        False, description="grants also while the store is down (short exp, deg: true)"
+    )
+    grant_degraded_ttl_s: float = Field(
+        60, ge=1, le=3600, description="how long a degraded grant lasts (at most the lease TTL)"
+    )
 
     @model_validator(mode="after")
     def _heartbeat_fits_lease(self) -> Settings:
