@@ -189,12 +189,12 @@ class StreamService:
         check_id("stream_id", stream_id)
         ttl_ms, limits = self.policy.lease_ttl_ms, self.policy.limits(caller.plan)
         limit: int | None = None
+        # the limit is read beside the heartbeat, not after it: both calls share the round trip
+        reading = asyncio.ensure_future(self._limit_or_none(user_id, limits)) if with_limit else None
         try:
-            renew = self.store.heartbeat(user_id, stream_id, ttl_ms, limits)
-            if with_limit:  # both calls go out in one pipelined batch
-                beat, limit = await asyncio.gather(renew, self._limit_or_none(user_id, limits))
-            else:
-                beat = await renew
+            beat = await self.store.heartbeat(user_id, stream_id, ttl_ms, limits)
+            if reading is not None:
+                limit = await reading
         except StoreUnavailable as exc:
             self._degrade("heartbeat", exc)
             now = time.time_ns() // 1_000_000

@@ -11,7 +11,7 @@ import httpx
 
 from streamlimit import __version__
 from streamlimit.client.errors import StreamLimitError, Unavailable, error_from
-from streamlimit.client.lease import Lease, OnLost
+from streamlimit.client.lease import Lease, OnGrant, OnLost
 from streamlimit.client.types import Event, LeaseInfo, LimitInfo, StartInfo, StreamInfo, StreamList
 
 OnLimit = Literal["reject", "evict_oldest"]
@@ -171,9 +171,12 @@ class AsyncStreamLimitClient:
         on_lost: OnLost | None = None,
         on_limit: OnLimit | None = None,
         start_retry_s: float = 10.0,
+        on_grant: OnGrant | None = None,
     ) -> Lease:
         """A stream held for an ``async with`` block: started on entry, heartbeated in the
-        background, stopped on exit. See :class:`~streamlimit.client.lease.Lease`."""
+        background, stopped on exit; ``on_grant`` receives each new playback grant. See
+        :class:`~streamlimit.client.lease.Lease`."""
         return Lease(
-            self, user_id, stream_id, device, on_lost=on_lost, on_limit=on_limit, start_retry_s=start_retry_s
-        )
+            self, user_id, stream_id, device,
+            on_lost=on_lost, on_limit=on_limit, start_retry_s=start_retry_s, on_grant=on_grant,
+        )  # fmt: skip
