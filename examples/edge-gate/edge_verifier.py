@@ -13,7 +13,6 @@ on 2xx and passes 401 and 403 on. One process holds the fencing memory for every
 from __future__ import annotations
 
 import argparse
-import os
 from urllib.parse import parse_qs, urlsplit
 
 import uvicorn
@@ -22,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from streamlimit.grants import EpochFence, GrantRefused, GrantVerifier
+from streamlimit.grants import GrantRefused, GrantVerifier
+from streamlimit.grants.options import add_verifier_options, verifier_from
 
 
 def grant_of(request: Request) -> str | None:
@@ -51,14 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
-    parser.add_argument("--jwks", required=True, help="streamlimit's /.well-known/jwks.json URL, or a file")
-    parser.add_argument("--issuer", default=os.environ.get("STREAMLIMIT_GRANT_ISSUER", "streamlimit"))
-    parser.add_argument(
-        "--audience", default=os.environ.get("STREAMLIMIT_GRANT_AUDIENCE", "streamlimit-playback")
-    )
-    parser.add_argument("--leeway", type=float, default=10.0, help="clock skew allowed, seconds")
+    add_verifier_options(parser)  # --jwks URL|FILE, --issuer, --audience, --leeway
     args = parser.parse_args()
-    verifier = GrantVerifier(args.jwks, args.issuer, args.audience, leeway_s=args.leeway, fence=EpochFence())
+    verifier = verifier_from(args)  # with the fencing memory (an EpochFence)
     uvicorn.run(create_app(verifier), host=args.host, port=args.port, log_level="warning")
 
 

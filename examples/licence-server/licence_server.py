@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from streamlimit.grants import EpochFence, GrantRefused, GrantVerifier
+from streamlimit.grants import GrantRefused, GrantVerifier
+from streamlimit.grants.options import add_verifier_options, verifier_from
 
 
 def create_app(verifier: GrantVerifier, master_key: bytes) -> Starlette:
@@ -56,14 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--jwks", required=True, help="streamlimit's /.well-known/jwks.json URL, or a file")
-    parser.add_argument("--issuer", default=os.environ.get("STREAMLIMIT_GRANT_ISSUER", "streamlimit"))
-    parser.add_argument(
-        "--audience", default=os.environ.get("STREAMLIMIT_GRANT_AUDIENCE", "streamlimit-playback")
-    )
-    parser.add_argument("--leeway", type=float, default=10.0, help="clock skew allowed, seconds")
+    add_verifier_options(parser)  # --jwks URL|FILE, --issuer, --audience, --leeway
     args = parser.parse_args()
-    verifier = GrantVerifier(args.jwks, args.issuer, args.audience, leeway_s=args.leeway, fence=EpochFence())
+    verifier = verifier_from(args)  # with the fencing memory (an EpochFence)
     master = os.environ.get("LICENCE_MASTER_KEY", "").encode() or secrets.token_bytes(32)
     uvicorn.run(create_app(verifier, master), host=args.host, port=args.port, log_level="warning")
 

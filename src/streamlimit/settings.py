@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamlimit.grants.options import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+
 ENV_PREFIX = "STREAMLIMIT_"
 # read by the remote commands (remote.py), not settings of the service
 CLIENT_VARIABLES = frozenset({"STREAMLIMIT_URL", "STREAMLIMIT_TOKEN", "STREAMLIMIT_API_KEY"})
@@ -124,8 +126,8 @@ class Settings(BaseSettings):
         "",
         description="PEM private key file(s), comma-separated, for signed playback grants; the first signs",
     )
-    grant_issuer: str = Field("streamlimit", min_length=1, description="the iss claim of grants")
-    grant_audience: str = Field("streamlimit-playback", min_length=1, description="the aud claim of grants")
+    grant_issuer: str = Field(DEFAULT_ISSUER, min_length=1, description="the iss claim of grants")
+    grant_audience: str = Field(DEFAULT_AUDIENCE, min_length=1, description="the aud claim of grants")
     grant_when_degraded: bool = Field(
         False, description="grants also while the store is down (short exp, deg: true)"
     )

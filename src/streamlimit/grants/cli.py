@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import UTC, datetime
 
-from streamlimit.grants.fence import EpochFence
-from streamlimit.grants.verify import Grant, GrantRefused, GrantVerifier, jwks_from
-from streamlimit.settings import ENV_PREFIX, Settings
+from streamlimit.grants.options import add_verifier_options, verifier_from
+from streamlimit.grants.verify import Grant, GrantRefused, jwks_from
 from streamlimit.text import escaped
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-
-
-def _default(name: str) -> str:
-    default = Settings.model_fields[name].default
-    return os.environ.get(f"{ENV_PREFIX}{name.upper()}", str(default))
 
 
 def describe(grant: Grant, now: float) -> str:
@@ -35,12 +28,12 @@ def describe(grant: Grant, now: float) -> str:
 
 def verify(args: argparse.Namespace) -> int:
     try:
-        keys = jwks_from(args.jwks)
+        args.jwks = jwks_from(args.jwks)  # a file is read now: an unreadable one is a usage error
     except (OSError, ValueError) as exc:
         print(f"streamlimit: cannot read the JWKS {args.jwks}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     # one fence for the grants given: a later grant of the same user can fence an earlier one
-    verifier = GrantVerifier(keys, args.issuer, args.audience, leeway_s=args.leeway, fence=EpochFence())
+    verifier = verifier_from(args)
     code = EXIT_OK
     for n, token in enumerate(args.tokens, 1):
         which = f"grant {n}: " if len(args.tokens) > 1 else ""
@@ -68,13 +61,6 @@ def add_grant_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "leeway, iss and aud, and the fencing rule across the grants given, in order.",
     )
     p.add_argument("tokens", nargs="+", metavar="TOKEN", help="a grant (compact JWS)")
-    p.add_argument(
-        "--jwks", required=True, metavar="URL|FILE", help="the service's /.well-known/jwks.json, or a file"
-    )
-    p.add_argument("--issuer", default=_default("grant_issuer"), help="the expected iss (env GRANT_ISSUER)")
-    p.add_argument(
-        "--audience", default=_default("grant_audience"), help="the expected aud (env GRANT_AUDIENCE)"
-    )
-    p.add_argument("--leeway", type=float, default=10.0, help="clock skew allowed, seconds (default 10)")
+    add_verifier_options(p)
     p.add_argument("--json", action="store_true", help="print each valid grant's claims as JSON")
     p.set_defaults(func=verify)
