@@ -1,5 +1,5 @@
 """Verifying a grant downstream, offline: its signature against the service's JWKS (by ``kid``, so
-keys can rotate), ``exp``/``nbf``/``iat`` with a leeway, ``iss``/``aud``, and the fencing rule.
+keys can rotate), ``exp`` and ``nbf`` with a leeway, ``iss``/``aud``, and the fencing rule.
 
 Imports nothing of the server (no Starlette, no store): a licence server, a key server or an edge
 verifier needs only this module, PyJWT and cryptography.
@@ -130,10 +130,12 @@ class GrantVerifier:
     """Verifies grants of one service (``issuer``) meant for ``audience``.
 
     ``keys``: a :class:`KeySource`, or what :func:`jwks_from` takes. ``leeway_s``: clock skew
-    allowed on ``exp``, ``nbf`` and ``iat``. ``fence``: the per-user epoch memory (None: no
-    fencing; share one fence between verifiers of the same users). ``accept_degraded``: honour
-    grants issued while the service's store was down (``deg: true``; they carry no epoch and are
-    not fenced). ``clock``: seconds since the epoch (tests pass a fake one).
+    allowed on ``exp`` and ``nbf`` (a grant "issued in the future" by a clock ahead of this one is
+    not refused for it: grants carry no ``nbf``, and the signer is trusted). ``fence``: the
+    per-user epoch memory (None: no fencing; share one fence between verifiers of the same
+    users). ``accept_degraded``: honour grants issued while the service's store was down
+    (``deg: true``; they carry no epoch and are not fenced). ``clock``: seconds since the epoch
+    (tests pass a fake one).
     """
 
     def __init__(
@@ -161,8 +163,8 @@ class GrantVerifier:
         exp, iat = _int(claims, "exp"), _int(claims, "iat")
         if now - self.leeway_s >= exp:
             raise GrantRefused("expired", f"expired {now - exp:.0f} s ago")
-        nbf = _int(claims, "nbf") if "nbf" in claims else iat
-        if nbf > now + self.leeway_s:
+        nbf = _int(claims, "nbf") if "nbf" in claims else None
+        if nbf is not None and nbf > now + self.leeway_s:
             raise GrantRefused("not_yet_valid", f"valid only in {nbf - now:.0f} s (clocks differ?)")
         user, stream, jti, lim = (
             _str(claims, "sub"),
