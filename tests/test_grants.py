@@ -197,6 +197,17 @@ def test_degraded_grants_only_when_configured_short_and_never_fenced() -> None:
     assert refused.value.reason == "degraded"
 
 
+def test_a_lease_from_before_epochs_gets_a_grant_that_is_not_fenced() -> None:
+    source = issuer()
+    fence = EpochFence()
+    fence.admit("alice", 10**18, 1, 0)
+    token = source.grant(lease(epoch=None), 1)  # renewed since an upgrade: no epoch of its own
+    assert token is not None
+    assert claims_of(token)["epoch"] is None
+    grant = verifier(source, fence=fence).verify(token)
+    assert (grant.epoch, grant.degraded) == (None, False)
+
+
 def test_no_grant_without_a_known_limit() -> None:
     assert issuer().grant(lease(), None) is None
 

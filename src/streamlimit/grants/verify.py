@@ -39,7 +39,7 @@ class Grant:
 
     user_id: str
     stream_id: str
-    epoch: int | None  # None when degraded
+    epoch: int | None  # None when degraded, or for a lease admitted before leases had epochs
     limit: int
     issued_at: int
     expires_at: int
@@ -179,7 +179,7 @@ class GrantVerifier:
         if degraded:
             if not self.accept_degraded:
                 raise GrantRefused("degraded", "issued while the service's store was down")
-        else:
+        elif claims.get("epoch") is not None:  # null: a lease admitted before leases had epochs
             epoch = _int(claims, "epoch")
             if self.fence is not None and not self.fence.admit(user, epoch, lim, iat):
                 raise GrantRefused(
