@@ -1,13 +1,14 @@
 """The cost of grants (issue 15): heartbeats with and without them, in the same run.
 
-    python -m bench.grants       # this comparison alone (about 2 minutes with the defaults);
+    python -m bench.grants       # this comparison alone (about 3 minutes with the defaults);
                                  # rewrites its section of docs/benchmarks.md
 
-``make bench`` runs it too (``bench/__main__.py``). Two ``streamlimit serve`` processes (1 worker
+``make bench`` runs it too (``bench/__main__.py``). Three ``streamlimit serve`` processes (1 worker
 each) share one store seeded with the bench's users: one without ``STREAMLIMIT_GRANT_KEY_FILE``,
-one with a fresh Ed25519 key. Their heartbeat runs alternate (A B B A ...), so the machine's
-drift hits both alike; the signing itself is also timed in-process (the issuer's path, PyJWT's
-``jwt.encode`` of the same claims, and cryptography's signature alone).
+one with a fresh Ed25519 key, one with a P-256 (ES256) key. Their heartbeat runs alternate
+(A B C C B A ...), so the machine's drift hits all alike; the signing itself is also timed
+in-process (the issuer's path, PyJWT's ``jwt.encode`` of the same claims, and cryptography's
+signature alone).
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ class Signing:
 @dataclass
 class GrantsResult:
     plain: Summary
-    granted: Summary
+    granted: Summary  # an Ed25519 key: the default, and the goal's
     signing: Signing
     started_at: str
     command: str
+    granted_es256: Summary | None = None
 
     @property
     def ratio(self) -> float:
@@ -65,6 +67,7 @@ class GrantsResult:
             "signing": self.signing.__dict__,
             "started_at": self.started_at,
             "command": self.command,
+            "granted_es256": self.granted_es256.as_dict() if self.granted_es256 else None,
         }
 
     @classmethod
@@ -75,6 +78,7 @@ class GrantsResult:
             Signing(**d["signing"]),
             d["started_at"],
             d["command"],
+            Summary.from_dict(d["granted_es256"]) if d.get("granted_es256") else None,
         )
 
 
@@ -95,7 +99,7 @@ def _us(call: Callable[[], object], n: int = 2000, rounds: int = 5) -> float:
 
 
 def signing_cost() -> Signing:
-    ed, es = ed25519.Ed25519PrivateKey.generate(), ec.generate_private_key(ec.SECP256R1())
+    ed, es = ed25519.Ed25519PrivateKey.generate(), private_es256()
     now_ms = time.time_ns() // 1_000_000
     stream = Stream(data.bench_user(4242), "s", None, now_ms, now_ms + 90_000, now_ms * 1000)
     eddsa = GrantIssuer([SigningKey.of(ed)], "streamlimit", "streamlimit-playback", 90)
@@ -118,15 +122,19 @@ def _log(text: str) -> None:
 
 
 def measure(procs: Processes, store: Valkey, cfg: Config, command: str) -> GrantsResult:
-    """Heartbeats on two services, without and with grants, ``cfg.runs`` runs each, alternating.
-    The store must hold the seeded users (``cfg.users`` x 1 stream)."""
-    key_file = procs.workdir / "grant-key.pem"
-    key_file.write_bytes(_pem(ed25519.Ed25519PrivateKey.generate()))
+    """Heartbeats on three services, without grants, with an Ed25519 key and with a P-256 (ES256)
+    key, ``cfg.runs`` runs each, alternating. The store must hold the seeded users."""
+    keys: dict[str, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey] = {
+        "granted": ed25519.Ed25519PrivateKey.generate(),
+        "granted_es256": private_es256(),
+    }
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    plain = Service(procs, store.url, 1, **cfg.service_settings)
-    granted = Service(procs, store.url, 1, **cfg.service_settings, grant_key_file=key_file)
-    summaries = {"plain": Summary("heartbeat", 1), "granted": Summary("heartbeat_granted", 1)}
-    services = {"plain": plain, "granted": granted}
+    services = {"plain": Service(procs, store.url, 1, **cfg.service_settings)}
+    for name, key in keys.items():
+        key_file = procs.workdir / f"{name}.pem"
+        key_file.write_bytes(_pem(key))
+        services[name] = Service(procs, store.url, 1, **cfg.service_settings, grant_key_file=key_file)
+    summaries = {name: Summary(f"heartbeat_{name}", 1) for name in services}
     args = [str(cfg.users)]
     try:
         for name, service in services.items():
@@ -134,7 +142,7 @@ def measure(procs: Processes, store: Valkey, cfg: Config, command: str) -> Grant
             wrk(service, store, "/", "heartbeat.lua", args, cfg.warmup_s, cfg.threads, cfg.connections)
             wait_quiet()
         for i in range(cfg.runs):
-            order = ["plain", "granted"] if i % 2 == 0 else ["granted", "plain"]
+            order = list(services) if i % 2 == 0 else list(reversed(services))
             for name in order:
                 run = wrk(services[name], store, "/", "heartbeat.lua", args, cfg.seconds, cfg.threads,
                           cfg.connections)  # fmt: skip
@@ -145,17 +153,31 @@ def measure(procs: Processes, store: Valkey, cfg: Config, command: str) -> Grant
                 )
                 wait_quiet()
     finally:
-        procs.stop(granted.proc)
-        procs.stop(plain.proc)
+        for service in services.values():
+            procs.stop(service.proc)
     _log("[grants] signing, in-process")
-    return GrantsResult(summaries["plain"], summaries["granted"], signing_cost(), started_at, command)
+    return GrantsResult(
+        summaries["plain"],
+        summaries["granted"],
+        signing_cost(),
+        started_at,
+        command,
+        summaries["granted_es256"],
+    )
+
+
+def private_es256() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 def render(g: GrantsResult) -> list[str]:
     """The section of docs/benchmarks.md, between markers that ``python -m bench.grants`` rewrites."""
     met = g.ratio >= GOAL
     rows = []
-    for label, s in (("without grants", g.plain), ("with grants (Ed25519)", g.granted)):
+    rows_of = [("without grants", g.plain), ("with grants (Ed25519)", g.granted)]
+    if g.granted_es256 is not None:
+        rows_of.append(("with grants (ES256)", g.granted_es256))
+    for label, s in rows_of:
         rows.append(
             f"| {label} | **{s.rps:,.0f}** | {s.rps_min:,.0f}-{s.rps_max:,.0f} | {s.latency_ms('p50'):.2f} "
             f"| {s.latency_ms('p99'):.2f} | {s.per_1k('service'):.3f} | {s.per_1k('store'):.3f} "
@@ -168,8 +190,9 @@ def render(g: GrantsResult) -> list[str]:
         "## Cost of grants (issue 15)",
         "",
         f"Measured {g.started_at} by `{g.command}`. Heartbeats (`bench/wrk/heartbeat.lua`, 1 worker) on "
-        "two `streamlimit serve` processes sharing one store: without `STREAMLIMIT_GRANT_KEY_FILE`, and "
-        f"with a fresh Ed25519 key; {len(g.plain.runs)} runs of each, alternating (A B B A ...), "
+        "`streamlimit serve` processes sharing one store: without `STREAMLIMIT_GRANT_KEY_FILE`, with "
+        f"a fresh Ed25519 key and with a P-256 (ES256) one; {len(g.plain.runs)} runs of each, "
+        "alternating (A B C C B A ...), "
         "otherwise as the workloads above. With grants every heartbeat answer carries a new signed "
         "grant, and the service reads the user's limit (the grant's `lim`) beside the heartbeat, in "
         "the same pipelined store round trip.",
@@ -181,7 +204,7 @@ def render(g: GrantsResult) -> list[str]:
         "",
         f"- **Heartbeats with grants: {g.ratio:.2f}x of those without** (a cost of {1 - g.ratio:.0%}; "
         f"goal: under {1 - GOAL:.0%}) {'✅' if met else '❌'}. Each costs the service {extra_us:.0f} µs "
-        "more CPU.",
+        "more CPU." + _es256(g),
         f"- Signing one grant, in-process (median of 5 x 2,000): `GrantIssuer.grant` "
         f"**{sig.issuer_eddsa_us:.0f} µs** with Ed25519 ({sig.issuer_es256_us:.0f} µs with ES256), of "
         f"which cryptography's Ed25519 signature is {sig.sign_eddsa_us:.0f} µs; PyJWT's `jwt.encode` of "
@@ -193,6 +216,13 @@ def render(g: GrantsResult) -> list[str]:
         "heartbeat script would remove that call.",
         END,
     ]
+
+
+def _es256(g: GrantsResult) -> str:
+    if g.granted_es256 is None:
+        return ""
+    ratio = g.granted_es256.rps / g.plain.rps
+    return f" With an ES256 key: {ratio:.2f}x (a cost of {1 - ratio:.0%})."
 
 
 def write_section(g: GrantsResult, doc: Path) -> None:
