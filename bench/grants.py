@@ -211,9 +211,10 @@ def render(g: GrantsResult) -> list[str]:
         f"the same claims and key takes {sig.pyjwt_eddsa_us:.0f} µs, which is why the issuer encodes "
         "the header once per key and the claims with msgspec.",
         f"- The rest of the extra CPU, about {extra_us - sig.issuer_eddsa_us:.0f} µs per heartbeat, is "
-        "mostly the read of the user's limit for `lim`: a second store call beside the heartbeat, "
-        "because the heartbeat script's answer does not carry the limit. Returning it from the "
-        "heartbeat script would remove that call.",
+        "the read of the user's limit for `lim` (a second store call beside the heartbeat, because the "
+        "heartbeat script's answer does not carry the limit; returning it from the script would remove "
+        "that call), and signing costing more between requests than in a tight loop "
+        '(docs/performance.md, "Grants on the hot path").',
         END,
     ]
 
