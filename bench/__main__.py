@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from bench import calibrate, data, report, service_bench, store_bench
+from bench import calibrate, data, grants, report, service_bench, store_bench
 from bench.config import Config
 from bench.procs import Processes, Valkey
 from bench.results import Results
@@ -53,6 +53,8 @@ def run(cfg: Config, workdir: Path) -> Results:
         results.calibration = calibrate.bare_starlette(procs, store, cfg)
         for workers in cfg.workers:
             results.services.append(service_bench.measure(procs, store, cfg, workers, workdir))
+        _log("heartbeats with and without grants (issue 15)")
+        results.grants = grants.measure(procs, store, cfg, results.command)
         _log("store ceilings (AOF everysec)")
         results.ceilings += store_bench.ceilings(store, cfg.store_requests, cfg.runs)
         procs.stop(store.proc)

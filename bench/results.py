@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import Memory
+from bench.grants import GrantsResult
 from bench.service_bench import ServiceResult
 from bench.store_bench import Ceiling
 from bench.wrk_runner import Summary
@@ -65,6 +66,7 @@ class Results:
     ceilings: list[Ceiling] = field(default_factory=list)
     memory: Memory | None = None
     calibration: Summary | None = None  # the bare Starlette endpoint on this machine
+    grants: GrantsResult | None = None  # heartbeats with and without grants (issue 15)
     runtime_s: float = 0.0
 
     def service(self, workers: int) -> ServiceResult | None:
@@ -80,6 +82,7 @@ class Results:
             "ceilings": [c.as_dict() for c in self.ceilings],
             "memory": self.memory.__dict__ if self.memory else None,
             "calibration": self.calibration.as_dict() if self.calibration else None,
+            "grants": self.grants.as_dict() if self.grants else None,
             "runtime_s": self.runtime_s,
         }
 
@@ -98,5 +101,6 @@ class Results:
             ceilings=[Ceiling.from_dict(c) for c in d["ceilings"]],
             memory=Memory(**d["memory"]) if d["memory"] else None,
             calibration=Summary.from_dict(d["calibration"]) if d.get("calibration") else None,
+            grants=GrantsResult.from_dict(d["grants"]) if d.get("grants") else None,
             runtime_s=d["runtime_s"],
         )

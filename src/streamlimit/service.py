@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -205,20 +206,29 @@ class StreamService:
             )
         return on_limit == "evict_oldest"
 
-    async def heartbeat(self, user_id: str, stream_id: str, caller: Caller = NOBODY) -> HeartbeatResult:
+    async def heartbeat(
+        self, user_id: str, stream_id: str, caller: Caller = NOBODY, *, with_limit: bool = False
+    ) -> HeartbeatResult:
         """Renew the lease; a stream that is not active (after an outage, a long sleep) and was
-        neither evicted nor stopped is admitted again when a slot is free (``readmitted``)."""
+        neither evicted nor stopped is admitted again when a slot is free (``readmitted``).
+        ``with_limit``: also read the user's limit, in the same store round trip (for grants)."""
         check_id("user_id", user_id)
         check_id("stream_id", stream_id)
-        ttl_ms = self.policy.lease_ttl_ms
+        ttl_ms, limits = self.policy.lease_ttl_ms, self.policy.limits(caller.plan)
+        limit: int | None = None
+        # the limit is read beside the heartbeat, not after it: both calls share the round trip
+        reading = asyncio.ensure_future(self._limit_or_none(user_id, limits)) if with_limit else None
         try:
-            beat = await self.store.heartbeat(user_id, stream_id, ttl_ms, self.policy.limits(caller.plan))
+            beat = await self.store.heartbeat(user_id, stream_id, ttl_ms, limits)
+            if reading is not None:
+                limit = await reading
         except StoreUnavailable as exc:
             self._degrade("heartbeat", exc)
             now = time.time_ns() // 1_000_000
-            return HeartbeatResult(Stream(user_id, stream_id, None, now, now + ttl_ms), degraded=True)
+            stream = Stream(user_id, stream_id, None, now, now + ttl_ms)
+            return HeartbeatResult(stream, degraded=True, limit=self.policy.default_limit)
         if beat.stream is not None:
-            return HeartbeatResult(beat.stream, readmitted=beat.readmitted)
+            return HeartbeatResult(beat.stream, readmitted=beat.readmitted, limit=limit)
         ended = beat.ended
         if ended is None:
             raise StreamNotActive(user_id, stream_id)
@@ -227,6 +237,12 @@ class StreamService:
         if ended.reason is EndReason.REPLACED:
             raise StreamReplaced(user_id, stream_id, ended.at_ms, ended.replaced_by or "")
         raise StreamStopped(user_id, stream_id, ended.at_ms, ended.reason.value)
+
+    async def _limit_or_none(self, user_id: str, limits: Limits) -> int | None:
+        try:
+            return (await self.store.get_limit(user_id, limits)).limit
+        except StoreUnavailable:  # the heartbeat beside it says what the outage means
+            return None
 
     async def stop(self, user_id: str, stream_id: str | None = None, caller: Caller = NOBODY) -> StopResult:
         """Stop ``stream_id``, or the oldest legacy (compat) stream when None; an admin's stop of

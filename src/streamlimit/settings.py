@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamlimit.grants.options import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from streamlimit.webhooks.signing import secret_key
 from streamlimit.webhooks.targets import parse_urls
 
@@ -154,6 +155,18 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(16, ge=1, le=1024, description="webhook attempts in flight per process")
     webhook_queue_max_len: int = Field(
         100000, ge=100, le=10_000_000, description="undelivered webhook events kept (per Cluster slot)"
+    )
+    grant_key_file: str = Field(
+        "",
+        description="PEM private key file(s), comma-separated, for signed playback grants; the first signs",
+    )
+    grant_issuer: str = Field(DEFAULT_ISSUER, min_length=1, description="the iss claim of grants")
+    grant_audience: str = Field(DEFAULT_AUDIENCE, min_length=1, description="the aud claim of grants")
+    grant_when_degraded: bool = Field(
+        False, description="grants also while the store is down (short exp, deg: true)"
+    )
+    grant_degraded_ttl_s: float = Field(
+        60, ge=1, le=3600, description="how long a degraded grant lasts (at most the lease TTL)"
     )
 
     @model_validator(mode="after")

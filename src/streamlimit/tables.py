@@ -89,13 +89,18 @@ def started(s: StartInfo) -> str:
     return (
         escaped(line)
         + f"\nheartbeat every {s.heartbeat_interval_s:g}s; expires in {expires_in(s.expires_at)}"
+        + _grant(s)
     )
+
+
+def _grant(s: LeaseInfo) -> str:
+    return f"\ngrant: {escaped(s.grant)}" if s.grant else ""
 
 
 def renewed(s: LeaseInfo) -> str:
     verb = "admitted again" if s.readmitted else "renewed"
     line = f"{verb} {s.stream_id} for {s.user_id}: expires in {expires_in(s.expires_at)}"
-    return escaped(line + ("; degraded: the store is down" if s.degraded else ""))
+    return escaped(line + ("; degraded: the store is down" if s.degraded else "")) + _grant(s)
 
 
 def limit(i: LimitInfo) -> str:

@@ -10,12 +10,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from streamlimit import logs
-from streamlimit.api import accounts, compat, console, headers, health, lifecycle, openapi, v1
+from streamlimit.api import accounts, compat, console, headers, health, jwks, lifecycle, openapi, v1
 from streamlimit.api.client_address import trusted_networks
 from streamlimit.api.loopback import LoopbackOnly
 from streamlimit.api.observe import Observe
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
+from streamlimit.grants.issuer import GrantIssuer
 from streamlimit.metrics import Metrics
 from streamlimit.outage import OutageLog
 from streamlimit.service import Policy, StreamService
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                 await s.close()
 
     routes = [*v1.ROUTES, *accounts.ROUTES, *compat.ROUTES, *health.ROUTES, *openapi.ROUTES, *console.ROUTES]
+    routes += jwks.ROUTES
     if metrics is not None:
         routes.append(health.metrics_route(metrics))
     middleware = [Middleware(Observe, metrics, settings.access_log, settings.access_log_sample)]
@@ -61,6 +63,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     middleware += headers.middleware(settings)
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.auth = authenticator_from(settings)  # a bad key file stops start-up here
+    app.state.grants = GrantIssuer.from_settings(settings)  # so does a bad grant key file
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.state.openapi = openapi.document([name for name, _ in settings.plan_limits])
     app.state.draining = False

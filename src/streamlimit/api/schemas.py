@@ -99,6 +99,14 @@ SCHEMAS: dict[str, Any] = {
                         "description": "heartbeat only: the stream was not active (an outage, a long "
                         "sleep), was neither evicted nor stopped, and took a free slot again",
                     },
+                    "grant": {
+                        "type": "string",
+                        "nullable": True,
+                        "description": "only when the service signs grants (STREAMLIMIT_GRANT_KEY_FILE): "
+                        "a compact JWS bound to this lease (claims iss, aud, sub, sid, epoch, lim, iat, "
+                        "exp, jti), verified offline downstream against /.well-known/jwks.json; null "
+                        "when the answer is degraded (unless STREAMLIMIT_GRANT_WHEN_DEGRADED)",
+                    },
                 },
             },
         ]
@@ -199,6 +207,29 @@ SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+        },
+    },
+    "JWKS": {
+        "type": "object",
+        "required": ["keys"],
+        "description": "RFC 7517 JWK Set: the public keys of every configured grant key",
+        "properties": {
+            "keys": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["kty", "crv", "x", "kid", "alg", "use"],
+                    "properties": {
+                        "kty": {"type": "string", "enum": ["OKP", "EC"]},
+                        "crv": {"type": "string", "enum": ["Ed25519", "P-256"]},
+                        "x": {"type": "string"},
+                        "y": {"type": "string", "description": "EC keys only"},
+                        "kid": {"type": "string", "description": "the RFC 7638 thumbprint of the key"},
+                        "alg": {"type": "string", "enum": ["EdDSA", "ES256"]},
+                        "use": {"type": "string", "enum": ["sig"]},
+                    },
+                },
+            }
         },
     },
     "CompatBody": {

@@ -30,7 +30,7 @@ from streamlimit.client.errors import (
     Unauthenticated,
     Unavailable,
 )
-from streamlimit.client.lease import Lease, OnLost
+from streamlimit.client.lease import Lease, OnGrant, OnLost
 from streamlimit.client.sync import StreamLimitClient
 from streamlimit.client.types import Event, LeaseInfo, LimitInfo, StartInfo, StreamInfo, StreamList
 
@@ -44,6 +44,7 @@ __all__ = [
     "LeaseLost",
     "LimitInfo",
     "LimitReached",
+    "OnGrant",
     "OnLimit",
     "OnLost",
     "ReplaceTargetNotActive",

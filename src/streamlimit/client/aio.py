@@ -12,7 +12,7 @@ import httpx
 from streamlimit import __version__
 from streamlimit.client.device import check_device_id
 from streamlimit.client.errors import StreamLimitError, Unavailable, error_from
-from streamlimit.client.lease import Lease, OnLost
+from streamlimit.client.lease import Lease, OnGrant, OnLost
 from streamlimit.client.types import Event, LeaseInfo, LimitInfo, StartInfo, StreamInfo, StreamList
 
 OnLimit = Literal["reject", "evict_oldest"]
@@ -199,18 +199,14 @@ class AsyncStreamLimitClient:
         start_retry_s: float = 10.0,
         device_id: str | None = None,
         replace: str | None = None,
+        on_grant: OnGrant | None = None,
     ) -> Lease:
         """A stream held for an ``async with`` block: started on entry (with ``device_id``,
         default the client's, and ``replace`` as in :meth:`start`), heartbeated in the
-        background, stopped on exit. See :class:`~streamlimit.client.lease.Lease`."""
+        background, stopped on exit; ``on_grant`` receives each new playback grant. See
+        :class:`~streamlimit.client.lease.Lease`."""
         return Lease(
-            self,
-            user_id,
-            stream_id,
-            device,
-            on_lost=on_lost,
-            on_limit=on_limit,
-            start_retry_s=start_retry_s,
-            device_id=device_id,
-            replace=replace,
-        )
+            self, user_id, stream_id, device,
+            on_lost=on_lost, on_limit=on_limit, start_retry_s=start_retry_s, device_id=device_id,
+            replace=replace, on_grant=on_grant,
+        )  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from streamlimit.client.aio import AsyncStreamLimitClient
-from streamlimit.client.lease import Lease, OnLost
+from streamlimit.client.lease import Lease, OnGrant, OnLost
 
 T = TypeVar("T")
 
@@ -100,6 +100,7 @@ class StreamLimitClient:
         start_retry_s: float = 10.0,
         device_id: str | None = None,
         replace: str | None = None,
+        on_grant: OnGrant | None = None,
     ) -> Iterator[Lease]:
         """Hold a stream for a ``with`` block: started on entry (errors such as ``LimitReached``
         are raised here), heartbeated on the client's thread while the block runs, stopped on exit.
@@ -107,18 +108,14 @@ class StreamLimitClient:
         The calling thread is not interrupted when the lease is lost: ``on_lost(error)`` is
         called on the client's thread (keep it short; e.g. set a ``threading.Event``), and
         ``lease.lost`` turns True. A block that ends after its lease was lost raises
-        ``LeaseLost`` (unless it raised an exception of its own).
+        ``LeaseLost`` (unless it raised an exception of its own). ``on_grant(grant)`` is called on
+        the client's thread with each new playback grant; ``lease.grant`` is the newest.
         """
         lease = self.aio.stream(
-            user_id,
-            stream_id,
-            device,
-            on_lost=on_lost,
-            on_limit=on_limit,
-            start_retry_s=start_retry_s,
-            device_id=device_id,
-            replace=replace,
-        )
+            user_id, stream_id, device,
+            on_lost=on_lost, on_limit=on_limit, start_retry_s=start_retry_s, device_id=device_id,
+            replace=replace, on_grant=on_grant,
+        )  # fmt: skip
         entered: concurrent.futures.Future[asyncio.Event] = concurrent.futures.Future()
         futures: list[concurrent.futures.Future[Any]] = [entered]
 

@@ -50,12 +50,15 @@ class LeaseInfo(StreamInfo):
     without one the lease ends ``lease_ttl_s`` after the last. ``degraded``: the store was down and
     the service let the request through without recording it (``ON_STORE_ERROR=allow``).
     ``readmitted`` (heartbeats): the stream was not active any more (a store outage, a long sleep)
-    and took a free slot again, with a new ``epoch``."""
+    and took a free slot again, with a new ``epoch``. ``grant``: the signed playback grant of this
+    answer, for a licence server or CDN downstream (None when the service signs none, or the
+    answer is degraded; README "Enforcing it downstream")."""
 
     heartbeat_interval_s: float
     lease_ttl_s: float
     degraded: bool
     readmitted: bool
+    grant: str | None
 
     @classmethod
     def parse(cls, b: Mapping[str, Any]) -> LeaseInfo:
@@ -66,6 +69,7 @@ class LeaseInfo(StreamInfo):
             lease_ttl_s=float(b["lease_ttl_s"]),
             degraded=bool(b["degraded"]),
             readmitted=bool(b.get("readmitted", False)),
+            grant=grant if isinstance(grant := b.get("grant"), str) else None,
         )
 
 
