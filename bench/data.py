@@ -12,7 +12,7 @@ import redis
 
 from streamlimit.models import Limits, Start
 from streamlimit.store import argv, scripts
-from streamlimit.store.keys import KINDS, user_keys
+from streamlimit.store.keys import script_keys, user_keys
 
 DAY_MS = 86_400_000  # the longest lease the service accepts: nothing expires during the bench
 BATCH = 5_000
@@ -65,9 +65,10 @@ def seed(
     admitted = 0
     batch: list[tuple[Any, ...]] = []
     for user in users:
-        keys = user_keys(user)
+        keys = script_keys(user)
         batch += [
-            ("EVALSHA", start_sha, len(keys), *keys, *start_argv(sid, ttl_ms, limit)) for sid in streams
+            ("EVALSHA", start_sha, len(keys), *keys, *start_argv(sid, ttl_ms, limit), *argv.common(user, 0))
+            for sid in streams
         ]
         if len(batch) >= BATCH:
             admitted += sum(1 for reply in pipelined(r, batch) if reply[0] == 1)
@@ -124,9 +125,10 @@ def memory_per_stream(r: redis.Redis, leases: int, streams_per_user: int, uuid_i
             (
                 "EVALSHA",
                 shas["start"],
-                len(KINDS),
-                *user_keys(bench_user(u, "m")),
+                len(script_keys("")),
+                *script_keys(bench_user(u, "m")),
                 *start_argv(s, DAY_MS, 3),
+                *argv.common(bench_user(u, "m"), 0),
             )
             for u in range(lo, min(users, lo + BATCH // streams_per_user))
             for s in ids(u)

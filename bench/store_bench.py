@@ -19,7 +19,7 @@ from bench import data
 from bench.procs import Valkey
 from streamlimit.models import Limits, Start
 from streamlimit.store import argv
-from streamlimit.store.keys import KINDS, user_keys
+from streamlimit.store.keys import script_keys
 
 CLIENTS = 50
 DEPTHS = (1, 16)
@@ -73,8 +73,11 @@ class Ceiling:
         return cls(**d)
 
 
+COMMON = [str(a) for a in argv.common("bench", 0)]  # every script's last ARGV: a user for webhook events, none queued
+
+
 def _keys(prefix: str) -> list[str]:
-    return list(user_keys(f"{prefix}__rand_int__"))
+    return list(script_keys(f"{prefix}__rand_int__"))
 
 
 def _evalsha_us(store: Any) -> float:
@@ -86,7 +89,7 @@ def _one(valkey: Valkey, r: Any, sha: str, script: Script, depth: int, n: int, k
     cmd = [
         "redis-benchmark", "-h", "127.0.0.1", "-p", str(valkey.port), "-n", str(n), "-c", str(CLIENTS),
         "-r", str(keyspace), "-P", str(depth), "--csv",
-        "EVALSHA", sha, str(len(KINDS)), *_keys(script.prefix), *script.args,
+        "EVALSHA", sha, str(len(_keys(script.prefix))), *_keys(script.prefix), *script.args, *COMMON,
     ]  # fmt: skip
     r.config_resetstat()
     keys0, cpu0 = r.dbsize(), valkey.cpu()

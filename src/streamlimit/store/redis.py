@@ -24,7 +24,7 @@ from streamlimit.models import (
 )
 from streamlimit.store import argv, replies, scripts
 from streamlimit.store.cluster import ClusterClient
-from streamlimit.store.keys import PATTERN, hooks_key, user_keys
+from streamlimit.store.keys import PATTERN, script_keys
 from streamlimit.store.resp import ReplyError
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class RedisStore:
         self._shas = {name: _sha1(scripts.source(name)) for name in scripts.NAMES}
 
     async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
-        keys = (*user_keys(user_id), hooks_key(user_id, self._hooks_per_slot))
+        keys = script_keys(user_id, self._hooks_per_slot, self._hooks_max_len > 0)
         args = (*args, *argv.common(user_id, self._hooks_max_len))
         hinted = self._hooks_max_len and self._hooks_per_slot and name in _MAY_QUEUE
         if hinted and len(self.hook_hints) < _HINTS_MAX:
