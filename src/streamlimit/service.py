@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
 import time
 import uuid
@@ -120,6 +122,19 @@ class Caller:
 NOBODY = Caller()
 
 
+def _alias(device_id: str | None) -> str | None:
+    """A device id as shown to a player that may not evict: the same for the same device (lists
+    still show which streams share one), but no id ("~" is outside the id rule), so it cannot be
+    sent back to take that device's slot."""
+    if device_id is None:
+        return None
+    return "~" + hashlib.sha256(device_id.encode()).hexdigest()[:16]
+
+
+def _without_device_ids(streams: tuple[Stream, ...]) -> tuple[Stream, ...]:
+    return tuple(dataclasses.replace(s, device_id=_alias(s.device_id)) for s in streams)
+
+
 def check_id(name: str, value: str) -> None:
     if not is_valid_id(value):
         raise InvalidId(name, f"{name} must be {ID_RULE}")
@@ -193,7 +208,14 @@ class StreamService:
             _audit("evicted", user_id, caller.actor, (victim.stream_id,), stream_id)
         for old in result.replaced:
             _audit("replaced", user_id, caller.actor, (old.stream_id,), stream_id)
+        if result.streams and self._hides_devices(caller):
+            result = dataclasses.replace(result, streams=_without_device_ids(result.streams))
         return result
+
+    def _hides_devices(self, caller: Caller) -> bool:
+        """Whether ``caller`` is shown no device ids of the account's streams: a player that may
+        not evict could otherwise copy another device's id and "reclaim" its slot."""
+        return not (caller.admin or self.policy.allow_client_evict)
 
     def _evicts(self, on_limit: str | None) -> bool:
         if on_limit is None or on_limit == self.policy.on_limit:
@@ -261,8 +283,12 @@ class StreamService:
         return result
 
     async def list(self, user_id: str, caller: Caller = NOBODY) -> UserStreams:
+        """The active streams, oldest first (device ids hidden from players that may not evict)."""
         check_id("user_id", user_id)
-        return await self.store.list(user_id, self.policy.limits(caller.plan))
+        found = await self.store.list(user_id, self.policy.limits(caller.plan))
+        if self._hides_devices(caller):
+            return dataclasses.replace(found, streams=_without_device_ids(found.streams))
+        return found
 
     async def get(self, user_id: str, stream_id: str, caller: Caller = NOBODY) -> Stream:
         """One active stream; ``StreamNotActive`` when it is not."""
@@ -311,6 +337,9 @@ class StreamService:
             _audit("plan_set", user_id, caller.actor, value=plan)
         return info
 
-    async def events(self, user_id: str) -> tuple[Event, ...]:
+    async def events(self, user_id: str, caller: Caller = NOBODY) -> tuple[Event, ...]:
         check_id("user_id", user_id)
-        return await self.store.events(user_id)
+        found = await self.store.events(user_id)
+        if self._hides_devices(caller):
+            return tuple(dataclasses.replace(e, device_id=_alias(e.device_id)) for e in found)
+        return found

@@ -52,7 +52,14 @@ SCHEMAS: dict[str, Any] = {
             "user_id": ID,
             "stream_id": ID,
             "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
-            "device_id": {**ID, "nullable": True, "description": "the player installation's stable id"},
+            "device_id": {
+                "type": "string",
+                "nullable": True,
+                "maxLength": 128,
+                "description": "the player installation's stable id; shown to players that may not "
+                "evict (STREAMLIMIT_ALLOW_CLIENT_EVICT=false) as an opaque alias, `~` and 16 hex "
+                "digits, the same for the same device",
+            },
             "started_at": TIME,
             "expires_at": TIME,
             "epoch": {
@@ -78,7 +85,8 @@ SCHEMAS: dict[str, Any] = {
                     "evicted": {
                         "allOf": [ref("Stream")],
                         "nullable": True,
-                        "description": "start only: the (oldest) stream this start replaced",
+                        "description": "start only: the first of evicted_streams (the oldest evicted, or the one "
+                        "named by ?replace=)",
                     },
                     "evicted_streams": {
                         "type": "array",
