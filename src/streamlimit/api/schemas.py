@@ -55,10 +55,10 @@ SCHEMAS: dict[str, Any] = {
             "device_id": {
                 "type": "string",
                 "nullable": True,
-                "maxLength": 128,
                 "description": "the player installation's stable id; shown to players that may not "
                 "evict (STREAMLIMIT_ALLOW_CLIENT_EVICT=false) as an opaque alias, `~` and 16 hex "
                 "digits, the same for the same device",
+                "maxLength": ID["maxLength"],
             },
             "started_at": TIME,
             "expires_at": TIME,
