@@ -73,7 +73,8 @@ class Ceiling:
         return cls(**d)
 
 
-COMMON = [str(a) for a in argv.common("bench", 0)]  # every script's last ARGV: a user for webhook events, none queued
+# every script's last ARGV: a user for webhook events, none queued
+COMMON = [str(a) for a in argv.common("bench", 0)]
 
 
 def _keys(prefix: str) -> list[str]:

@@ -85,8 +85,8 @@ SCHEMAS: dict[str, Any] = {
                     "evicted": {
                         "allOf": [ref("Stream")],
                         "nullable": True,
-                        "description": "start only: the first of evicted_streams (the oldest evicted, or the one "
-                        "named by ?replace=)",
+                        "description": "start only: the first of evicted_streams (the oldest "
+                        "evicted, or the one named by ?replace=)",
                     },
                     "evicted_streams": {
                         "type": "array",
