@@ -34,12 +34,16 @@ $(STAMP): $(RUN_STAMP) pyproject.toml
 run: $(RUN_STAMP)
 	STREAMLIMIT_PLANS="$${STREAMLIMIT_PLANS-$(DEMO_PLANS)}" $(BIN)/streamlimit serve
 
+# the examples are scripts in folders of their own (examples/*/): checked by file
+EXAMPLES := examples/licence-server/licence_server.py examples/edge-gate/edge_verifier.py
+
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy $(EXAMPLES)
 
 unit: install
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from bench import calibrate, data, live, report, service_bench, store_bench
+from bench import calibrate, data, grants, live, report, service_bench, store_bench
 from bench.config import Config
 from bench.procs import Processes, Valkey
 from bench.results import Results
@@ -56,6 +56,8 @@ def run(cfg: Config, workdir: Path) -> Results:
         if cfg.live_channels:
             _log(f"live channels: {cfg.live_channels:,} on one worker")
             results.live = live.measure(procs, store, cfg.live_channels, cfg.service_settings)
+        _log("heartbeats with and without grants (issue 15)")
+        results.grants = grants.measure(procs, store, cfg, results.command)
         _log("store ceilings (AOF everysec)")
         results.ceilings += store_bench.ceilings(store, cfg.store_requests, cfg.runs)
         procs.stop(store.proc)

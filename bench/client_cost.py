@@ -24,10 +24,11 @@ from bench import data
 from bench.procs import Valkey, temporary_processes
 from streamlimit.models import Limits
 from streamlimit.store import argv, scripts
-from streamlimit.store.keys import user_keys
+from streamlimit.store.keys import script_keys
 from streamlimit.store.pipelined import PipelinedClient
 
 HEARTBEAT = argv.heartbeat("s", 90_000, Limits(3))  # a renewal: every stream is seeded
+COMMON = argv.common("cost", 0)  # every script's last ARGV: a user for webhook events, none queued
 
 Call = Callable[[int], Awaitable[Any]]
 
@@ -54,16 +55,16 @@ async def _main(url: str, calls: int, concurrency: int) -> None:
     ours = PipelinedClient.from_url(url, 2.0)
     theirs = Redis.from_url(url, decode_responses=True, max_connections=concurrency)
     sha = await ours.execute("SCRIPT", "LOAD", scripts.source("heartbeat"))
-    keys = [user_keys(f"cost-{i}") for i in range(concurrency)]
+    keys = [script_keys(f"cost-{i}") for i in range(concurrency)]
     start_sha = await ours.execute("SCRIPT", "LOAD", scripts.source("start"))
     for k in keys:
-        await ours.execute("EVALSHA", start_sha, len(k), *k, *data.start_argv("s", 86_400_000, 3))
+        await ours.execute("EVALSHA", start_sha, len(k), *k, *data.start_argv("s", 86_400_000, 3), *COMMON)
 
     async def pipelined(i: int) -> Any:
-        return await ours.execute("EVALSHA", sha, len(keys[i]), *keys[i], *HEARTBEAT)
+        return await ours.execute("EVALSHA", sha, len(keys[i]), *keys[i], *HEARTBEAT, *COMMON)
 
     async def redis_py(i: int) -> Any:
-        return await theirs.evalsha(sha, len(keys[i]), *keys[i], *HEARTBEAT)
+        return await theirs.evalsha(sha, len(keys[i]), *keys[i], *HEARTBEAT, *COMMON)
 
     print(f"heartbeat script, {concurrency} concurrent callers, {calls:,} calls each way")
     await _measure("streamlimit PipelinedClient (1 connection)", pipelined, calls, concurrency)

@@ -12,7 +12,7 @@ import redis
 
 from streamlimit.models import Limits, Start
 from streamlimit.store import argv, scripts
-from streamlimit.store.keys import hooks_key, live_channel, user_keys
+from streamlimit.store.keys import live_channel, script_keys, user_keys
 
 DAY_MS = 86_400_000  # the longest lease the service accepts: nothing expires during the bench
 BATCH = 5_000
@@ -25,7 +25,7 @@ def connect(url: str) -> redis.Redis:
 def call(sha: str, user: str, args: Sequence[str | int]) -> tuple[Any, ...]:
     """EVALSHA of a script for ``user`` as the service sends it (store/redis.py): the user's keys
     and the webhook queue, the script's ARGV and the common ones (webhooks off, kicks on)."""
-    keys = (*user_keys(user), hooks_key(user, False))
+    keys = script_keys(user)  # webhooks off: the user's own reached key stands in for the queue
     return ("EVALSHA", sha, len(keys), *keys, *args, *argv.common(user, 0, live_channel(user)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.grants import GOAL as GRANTS_GOAL
 from bench.results import Results
 from bench.service_bench import ServiceResult
 
@@ -78,6 +79,12 @@ def goals(results: Results) -> list[Goal]:
             m.per_stream <= 200,
             f"met, {200 - m.per_stream:.0f} B to spare" if m.per_stream <= 200
             else f"missed by {m.per_stream - 200:.0f} B",
+        ))  # fmt: skip
+    if (signed := results.grants) is not None:
+        out.append(_ratio_goal(
+            "heartbeats with grants / without (1 worker; issue 15)", GRANTS_GOAL, signed.ratio, "x",
+            f"{signed.granted.rps:,.0f} / {signed.plain.rps:,.0f} = **{signed.ratio:.2f}x** (a cost of "
+            f"{1 - signed.ratio:.0%})",
         ))  # fmt: skip
     one, two = results.service(1), results.service(2)
     if one and two:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import chart, goals, limits, live_report
+from bench import chart, goals, grants, limits, live_report
 from bench.results import Results
 from bench.service_bench import WORKLOADS, ServiceResult
 
@@ -194,6 +194,8 @@ def render(results: Results, chart_name: str) -> str:
     ]
     for s in results.services:
         out += _paced(s)
+    if results.grants is not None:
+        out += ["", *grants.render(results.grants)]
     out += [
         "",
         "## Store ceilings (redis-benchmark, EVALSHA)",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import Memory
+from bench.grants import GrantsResult
 from bench.live import LiveResult
 from bench.service_bench import ServiceResult
 from bench.store_bench import Ceiling
@@ -67,6 +68,7 @@ class Results:
     memory: Memory | None = None
     calibration: Summary | None = None  # the bare Starlette endpoint on this machine
     live: LiveResult | None = None  # live channels on one worker (issue 16)
+    grants: GrantsResult | None = None  # heartbeats with and without grants (issue 15)
     runtime_s: float = 0.0
 
     def service(self, workers: int) -> ServiceResult | None:
@@ -83,6 +85,7 @@ class Results:
             "memory": self.memory.__dict__ if self.memory else None,
             "calibration": self.calibration.as_dict() if self.calibration else None,
             "live": self.live.as_dict() if self.live else None,
+            "grants": self.grants.as_dict() if self.grants else None,
             "runtime_s": self.runtime_s,
         }
 
@@ -102,5 +105,6 @@ class Results:
             memory=Memory(**d["memory"]) if d["memory"] else None,
             calibration=Summary.from_dict(d["calibration"]) if d.get("calibration") else None,
             live=LiveResult.from_dict(d["live"]) if d.get("live") else None,
+            grants=GrantsResult.from_dict(d["grants"]) if d.get("grants") else None,
             runtime_s=d["runtime_s"],
         )

@@ -19,7 +19,7 @@ from bench import data
 from bench.procs import Valkey
 from streamlimit.models import Limits, Start
 from streamlimit.store import argv
-from streamlimit.store.keys import hooks_key, live_channel, renewal_keys, user_keys
+from streamlimit.store.keys import live_channel, renewal_keys, script_keys
 from streamlimit.store.redis import RENEW_BATCH
 
 CLIENTS = 50
@@ -41,7 +41,7 @@ class Script:
         if self.name == "renew":
             keys = [k for _ in range(self.leases) for k in renewal_keys(user)]
             return [str(len(keys)), *keys, *self.args]
-        keys = [*user_keys(user), hooks_key(user, False)]
+        keys = list(script_keys(user))
         return [str(len(keys)), *keys, *self.args, *_args(argv.common(user, 0, live_channel(user)))]
 
 

@@ -25,6 +25,7 @@ SLOW_MODULES = {
     "test_embedded.py": "starts, kills and restarts embedded servers",
     "test_live_faults.py": "kills and restarts stores and services under live channels",
     "test_live_topologies.py": "live channels on Cluster and Sentinel",
+    "test_webhook_cluster.py": "Cluster",
 }
 
 

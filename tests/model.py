@@ -16,12 +16,13 @@ request id, client address).
 
 Devices: a start may carry its player's device id. Its own older streams beyond the per-device
 number (``per_device``) are replaced in the same step (a tombstone "replaced", an event), and a
-start may name one stream to replace ("watch here instead of there": when devices are counted, every
-stream of that stream's device), which is evicted whether or not the user is at the limit, or the
-start is refused as "target not active" and nothing happens. The limit counts streams, or (counts
-= devices) distinct devices, a stream without a device id being a device of its own; the streams a
-start replaces or names free their slots first, then the limit applies as always (evicting the
-oldest streams, or whole devices but never the start's own, when asked).
+start may name one stream to replace ("watch here instead of there": when devices are counted,
+every stream of that stream's device, unless it is the start's own), which is evicted whether or
+not the user is at the limit, or the start is refused as "target not active" and nothing happens.
+The limit counts streams, or (counts = devices) distinct devices, a stream without a device id
+being a device of its own; the streams a start replaces or names free their slots first, then the
+limit applies as always (evicting the oldest streams, or whole devices but never the start's own,
+when asked): a user over a lowered limit is refused even a swap.
 
 Live channels: every call that ends streams (an eviction, a replacement, a stop of any kind,
 a stop-all that stopped something) pushes one kick per reason to the user's live channels: which
@@ -234,8 +235,11 @@ class Model:
             target = self.lease(user, how.replace, now)
             if target is None:
                 return answer(StartStatus.TARGET_NOT_ACTIVE, None, count)
-            for s in active:
-                if s.stream_id == target.stream_id or (limits.by_device and s.slot == target.slot):
+            own_device = how.device_id is not None and target.device_id == how.device_id
+            for s in active:  # when devices are counted, all of another device
+                if s.stream_id == target.stream_id or (
+                    limits.by_device and not own_device and s.slot == target.slot
+                ):
                     gone[s.stream_id] = EndReason.EVICTED
         if how.device_id is not None:  # the device's own oldest, beyond its per-device number
             mine = [s for s in active if s.device_id == how.device_id and s.stream_id not in gone]

@@ -75,7 +75,7 @@ def test_round_trip_human(svc: Service, capsys: pytest.CaptureFixture[str]) -> N
     lines = out.splitlines()
     assert code == 0
     assert lines[0] == f"{u}: 1 of 2 active, limit from default, 1 remaining"
-    assert lines[1].split() == ["STREAM", "ID", "DEVICE", "STARTED", "EXPIRES", "IN"]
+    assert lines[1].split() == ["STREAM", "ID", "DEVICE", "DEVICE", "ID", "STARTED", "EXPIRES", "IN"]
     assert lines[2].startswith("tv-1       living room  ")  # aligned under the header
     assert lines[1].index("DEVICE") == lines[2].index("living room")
     assert lines[2].endswith(("90s", "89s"))
@@ -135,12 +135,95 @@ def test_limit_reached_exits_1_and_shows_the_active_streams(
     assert "; evicted a-1" in out.splitlines()[0]
     code, out, _ = cli(capsys, "events", u, *url)
     assert code == 0
-    assert out.splitlines()[0].split() == ["AT", "ACTION", "ACTOR", "STREAMS"]
+    assert out.splitlines()[0].split() == ["AT", "ACTION", "ACTOR", "STREAMS", "VALUE", "DEVICE", "ID"]
     assert "evicted" in out.splitlines()[1]
     assert "a-1" in out.splitlines()[1]
     assert cli_json(capsys, "events", u, *url)["events"][0]["streams"] == ["a-1"]
     assert cli_json(capsys, "streams", "stop-all", u, *url) == {"user_id": u, "stopped": 2}
     assert cli(capsys, "streams", "stop-all", u, *url)[1] == f"stopped 0 streams of {u}\n"
+
+
+def test_devices_in_starts_lists_and_events(svc: Service, capsys: pytest.CaptureFixture[str]) -> None:
+    u, url = user(), ("--url", svc.url)
+    code, out, _ = cli(
+        capsys, "streams", "start", u, "--stream-id", "tv-1", "--device", "TV", "--device-id", "tv-inst", *url
+    )
+    assert (code, out.splitlines()[0]) == (
+        0,
+        f"started tv-1 for {u} on device tv-inst (1 of 2 active, limit from default)",
+    )
+    # the same installation starts again (a restart): its old stream is replaced, not counted twice
+    code, out, _ = cli(
+        capsys, "streams", "start", u, "--stream-id", "tv-2", "--device", "TV", "--device-id", "tv-inst", *url
+    )
+    assert (code, out.splitlines()[0]) == (
+        0,
+        f"started tv-2 for {u} on device tv-inst (1 of 2 active, limit from default); replaced tv-1 (TV)",
+    )
+    assert (
+        cli(capsys, "streams", "start", u, "--stream-id", "ph-1", "--device-id", "phone-inst", *url)[0] == 0
+    )
+
+    code, out, _ = cli(capsys, "streams", "list", u, *url)
+    lines = out.splitlines()
+    assert code == 0
+    assert [line.split()[:3] for line in lines[2:]] == [
+        ["tv-2", "TV", "tv-inst"],
+        ["ph-1", "-", "phone-inst"],
+    ]
+    assert lines[1].index("DEVICE ID") == lines[2].index("tv-inst")
+    listed = cli_json(capsys, "streams", "list", u, *url)
+    assert listed["counts"] == "streams"
+    assert [(s["stream_id"], s["device"], s["device_id"]) for s in listed["streams"]] == [
+        ("tv-2", "TV", "tv-inst"),
+        ("ph-1", None, "phone-inst"),
+    ]
+
+    # at the limit: the refusal lists each device; --replace picks the one to stop
+    code, _, err = cli(capsys, "streams", "start", u, "--stream-id", "lap-1", "--device-id", "lap-inst", *url)
+    assert code == 1
+    assert [line.split()[:3] for line in err.splitlines()[3:]] == [
+        ["tv-2", "TV", "tv-inst"],
+        ["ph-1", "-", "phone-inst"],
+    ]
+    started = cli_json(
+        capsys,
+        "streams",
+        "start",
+        u,
+        "--stream-id",
+        "lap-1",
+        "--device-id",
+        "lap-inst",
+        "--replace",
+        "ph-1",
+        *url,
+    )
+    assert (started["device_id"], started["replaced"], started["counts"]) == ("lap-inst", [], "streams")
+    assert [(s["stream_id"], s["device_id"]) for s in started["evicted"]] == [("ph-1", "phone-inst")]
+    code, _, err = cli(capsys, "streams", "start", u, "--stream-id", "x", "--replace", "ph-1", *url)
+    assert code == 1
+    assert err.startswith("streamlimit: stream_not_active: the stream to replace, 'ph-1', is not active")
+    code, _, err = cli(capsys, "streams", "start", u, "--device-id", "not an id", *url)
+    assert code == 1
+    assert err.startswith("streamlimit: invalid_id: device_id must be ")
+
+    code, out, _ = cli(capsys, "events", u, *url)
+    rows = [line.split() for line in out.splitlines()]
+    assert code == 0
+    assert rows[0] == ["AT", "ACTION", "ACTOR", "STREAMS", "VALUE", "DEVICE", "ID"]
+    assert [r[2:] for r in rows[1:]] == [  # newest first; AT is two words
+        ["evicted", "anonymous", "ph-1", "lap-1", "-"],
+        ["replaced", "anonymous", "tv-1", "tv-2", "tv-inst"],
+    ]
+    replaced = cli_json(capsys, "events", u, *url)["events"][1]
+    assert (replaced["action"], replaced["streams"], replaced["value"], replaced["device_id"]) == (
+        "replaced",
+        ["tv-1"],
+        "tv-2",
+        "tv-inst",
+    )
+    cli(capsys, "streams", "stop-all", u, *url)
 
 
 def test_limit_get_set_clear(

@@ -228,6 +228,67 @@ def test_console_end_to_end(browser: WebDriver, redis_url: str, tmp_path: Path) 
         svc.stop()
 
 
+EVENTS_JS = """
+return Array.from(document.querySelectorAll("#events tbody tr")).map(function (row) {
+  const cells = {};
+  for (const td of row.querySelectorAll("td")) { cells[td.className] = td.textContent; }
+  return cells;
+});
+"""
+
+
+@pytest.mark.slow  # a real browser
+def test_console_shows_device_labels_ids_and_replacements(
+    browser: WebDriver, redis_url: str, tmp_path: Path
+) -> None:
+    svc = Service(redis_url, tmp_path / "svc.log").start()
+    api = httpx.Client(base_url=svc.url, timeout=5)
+    label = '<img src=x> "Living" & <b>room</b>'  # text, never markup
+    try:
+        for stream_id, body in (
+            ("tv-before", {"device": label, "device_id": "tv-install-1"}),
+            ("tv-after", {"device": label, "device_id": "tv-install-1"}),  # the TV restarted
+            ("phone", {"device": "phone"}),  # a player that sends no device id
+        ):
+            r = api.post("/v1/users/carol/streams", json={"stream_id": stream_id, **body})
+            assert r.status_code == 201, r.text
+        browser.get(f"{svc.url}/console")
+        wait_for(browser, lambda d: visible(d, "main"), "the console to open (auth none)")
+        look_up(browser, "carol")
+        wait_for(browser, lambda d: set(stream_rows(d)) == {"tv-after", "phone"}, "the two active streams")
+        rows = stream_rows(browser)
+        assert (rows["tv-after"]["device"], rows["tv-after"]["device-id"]) == (label, "tv-install-1")
+        assert (rows["phone"]["device"], rows["phone"]["device-id"]) == ("phone", "-")
+        headers = [th.text for th in browser.find_elements("css selector", "#streams thead th")]
+        assert headers[:3] == ["Stream", "Device", "Device id"]
+        assert browser.execute_script("return document.querySelectorAll('#user img, #user b').length") == 0
+
+        events = wait_for(browser, lambda d: d.execute_script(EVENTS_JS), "the audit trail")
+        (replaced,) = [e for e in events if e["action"] == "replaced"]
+        assert (replaced["streams"], replaced["detail"]) == ("tv-before", "by tv-after, device tv-install-1")
+
+        # "watch here instead of there": an eviction names the stream that took the slot
+        r = api.post("/v1/users/carol/streams", params={"replace": "phone"}, json={"stream_id": "laptop"})
+        assert r.status_code == 201, r.text
+        look_up(browser, "carol")
+        wait_for(
+            browser,
+            lambda d: set(stream_rows(d)) == {"tv-after", "laptop"},
+            "the laptop in the phone's place",
+        )
+        events = wait_for(
+            browser,
+            lambda d: [e for e in d.execute_script(EVENTS_JS) if e["action"] == "evicted"],
+            "the evicted event",
+        )
+        assert (events[0]["streams"], events[0]["detail"]) == ("phone", "by laptop")
+        screenshot(browser, tmp_path / "console-devices.png")
+        no_csp_violations(browser)
+    finally:
+        api.close()
+        svc.stop()
+
+
 @pytest.mark.slow  # a real browser
 def test_console_asks_for_an_api_key_and_keeps_it_for_the_session(
     browser: WebDriver, redis_url: str, tmp_path: Path

@@ -44,6 +44,11 @@ METRICS = {
     "streamlimit_store_errors": "counter",
     "streamlimit_active_streams": "gauge",
     "streamlimit_build_info": "gauge",
+    "streamlimit_webhook_sent": "counter",
+    "streamlimit_webhook_failed": "counter",
+    "streamlimit_webhook_given_up": "counter",
+    "streamlimit_webhook_queue_depth": "gauge",
+    "streamlimit_webhook_oldest_age_seconds": "gauge",
     # prometheus_client's standard process metrics, one series per worker (label pid)
     "process_cpu_seconds": "counter",
     "process_resident_memory_bytes": "gauge",
@@ -56,9 +61,11 @@ OUTCOMES = {
     "not_active", "ended", "degraded", "store_error", "ok", "rejected",
 }  # fmt: skip
 ERROR_KINDS = {"timeout", "connection", "refused"}
+REASONS = {"status", "timeout", "connection"}  # why a webhook attempt failed
 # the metrics' own labels, plus the ones Prometheus adds when it scrapes
 LABELS = {
-    "route", "outcome", "script", "kind", "version", "pid", "le", "instance", "job", "pod", "namespace",
+    "route", "outcome", "script", "kind", "reason", "version", "pid", "le",
+    "instance", "job", "pod", "namespace",
 }  # fmt: skip
 PROMQL_FUNCTIONS = {
     "sum", "count", "max", "min", "avg", "rate", "irate", "increase", "histogram_quantile", "absent",
@@ -538,7 +545,7 @@ def route_labels() -> set[str]:
 
 def check_exprs(exprs: list[str], where: str) -> set[str]:
     assert exprs, f"{where}: no expressions"
-    allowed_values = {"outcome": OUTCOMES, "route": route_labels(), "kind": ERROR_KINDS}
+    allowed_values = {"outcome": OUTCOMES, "route": route_labels(), "kind": ERROR_KINDS, "reason": REASONS}
     used = set()
     for expr in exprs:
         assert expr.count("(") == expr.count(")"), f"{where}: unbalanced parentheses in {expr}"

@@ -153,8 +153,16 @@ def test_players_may_not_name_a_stream_to_replace_when_evictions_are_not_theirs(
         problem(start(c, user, "laptop", replace="tv"), 403, "forbidden")
         assert [s["stream_id"] for s in listing(c, user)["streams"]] == ["tv"]
         # reclaiming its own device's slot is not an eviction: always allowed
-        admitted(start(c, user, "a", device_id="d-1"))
-        assert admitted(start(c, user, "b", device_id="d-1"))["replaced_streams"][0]["stream_id"] == "a"
+        other = uid()
+        admitted(start(c, other, "a", device_id="d-1"))
+        assert admitted(start(c, other, "b", device_id="d-1"))["replaced_streams"][0]["stream_id"] == "a"
+        # ... but another device's id is not shown, so it cannot be copied to take that slot
+        admitted(start(c, other, "c", device_id="d-2"))
+        refused = problem(start(c, other, "d", device_id="d-3"), 409, "stream_limit_reached")
+        shown = [s["device_id"] for s in refused["streams"]]
+        assert all(d.startswith("~") for d in shown), shown
+        assert [s["device_id"] for s in listing(c, other)["streams"]] == shown
+        assert problem(start(c, other, "d", device_id=shown[0]), 422, "invalid_id")["field"] == "device_id"
 
 
 def test_an_admin_may_always_name_a_stream_to_replace() -> None:

@@ -122,3 +122,15 @@ async def test_a_device_id_holding_separators_reads_back_whole(s: Store, b: Back
     assert (listed.device_id, listed.device) == (odd, "label|with|bars")
     again = await s.start("u", "b", None, b.ttl_ms, Limits(1), Start(device_id=odd))
     assert ids(again.replaced) == ["a"]
+
+
+@contract
+async def test_replacing_a_stream_of_ones_own_device_stops_only_that_one(s: Store, b: Backend) -> None:
+    limits = Limits(1, counts="devices", per_device=2)
+    await s.start("u", "main", None, b.ttl_ms, limits, TV)
+    await s.start("u", "pip", None, b.ttl_ms, limits, TV)
+    swap = await s.start(
+        "u", "other-channel", None, b.ttl_ms, limits, Start(device_id="tv-1", replace="main")
+    )
+    assert (ids(swap.evicted), swap.replaced, swap.active) == (["main"], (), 1)
+    assert ids((await s.list("u", limits)).streams) == ["pip", "other-channel"]

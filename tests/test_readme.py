@@ -1,19 +1,29 @@
 """The README's API walkthrough, run verbatim with bash and curl against a service started as
 `make run` starts it (default settings, the embedded store, the demo plans): every `# ->` line is
-the status and a part of the JSON body its command must get, so the README cannot drift."""
+the status and a part of the JSON body its command must get, so the README cannot drift. And its
+webhook receiver, run as it is, given signed, repeated and forged webhooks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.servers import Service
+from streamlimit.webhooks.payload import message
+from streamlimit.webhooks.sender import Sender
+from streamlimit.webhooks.signing import Signer
+from tests.servers import Service, free_port
+from tests.webhook_receiver import SECRET, event
 
 ROOT = Path(__file__).parent.parent
 MARK = "tests/test_readme.py runs"
@@ -116,3 +126,47 @@ def test_the_readme_walkthrough_is_true_when_run_verbatim(tmp_path: Path) -> Non
             out.unlink(missing_ok=True)
     finally:
         svc.stop()
+
+
+def receiver_example() -> str:
+    """The README's webhook receiver (the python block that names itself receiver.py)."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+    found: list[str] = [b for b in blocks if b.startswith("# receiver.py")]
+    assert len(found) == 1, "the README has one receiver example"
+    return found[0]
+
+
+def test_the_readme_receiver_accepts_signed_webhooks_once_and_refuses_forged_ones(tmp_path: Path) -> None:
+    script = tmp_path / "receiver.py"
+    script.write_text(receiver_example())
+    port = free_port()
+    env = {**os.environ, "STREAMLIMIT_WEBHOOK_SECRET": SECRET, "PORT": str(port)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with socket.socket() as probe:  # listening
+            for _ in range(250):
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+                time.sleep(0.02)
+        raw = json.dumps(event(1_764_790_000_123, "limit_set", value="4"))
+        msg = message("evt_1764790000123-0", "alice", raw)
+
+        async def send() -> list[tuple[str, str] | None]:
+            sender, forger = Sender(Signer(SECRET), 5), Sender(Signer("another secret of 24+ bytes"), 5)
+            try:  # the event twice (a duplicate), then forged
+                return [await sender.send(url, msg), await sender.send(url, msg), await forger.send(url, msg)]
+            finally:
+                await sender.aclose()
+                await forger.aclose()
+
+        assert asyncio.run(send()) == [None, None, ("status", "400")]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=5)
+    (line,) = out.splitlines()  # handled once
+    kind, user, body = line.split(" ", 2)
+    assert (kind, user) == ("limit.changed", "alice")
+    assert json.loads(body)["limit"] == 4

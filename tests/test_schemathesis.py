@@ -29,6 +29,7 @@ from streamlimit.api.openapi import document
 from streamlimit.auth.mint import mint_token
 from streamlimit.ids import is_valid_id
 from streamlimit.store.keys import PATTERN, TYPES
+from tests.grant_helpers import write_key
 from tests.servers import RedisServer, Service, free_port
 
 PLANS = "basic=1,premium=4"  # every fuzzed service has these: a PUT plan is one of their names
@@ -89,11 +90,12 @@ def test_the_served_document_is_the_one_fuzzed(service: Service) -> None:
     served = httpx.get(f"{service.url}/openapi.json", timeout=5)
     assert served.status_code == 200
     assert served.json() == SPEC
-    assert len(OPERATIONS) == 17, OPERATIONS  # every v1, compat and health operation
+    assert len(OPERATIONS) == 18, OPERATIONS  # every v1, compat, health and grants operation
     tags = {
         m.upper(): op.get("tags") for item in SPEC["paths"].values() for m, op in item.items() if m in METHODS
     }
-    assert set(map(tuple, tags.values())) <= {("streams",), ("accounts",), ("compat",), ("health",)}, tags
+    known = {("streams",), ("accounts",), ("compat",), ("health",), ("grants",)}
+    assert set(map(tuple, tags.values())) <= known, tags
 
 
 schema = schemathesis.openapi.from_dict(SPEC, config=config("all", MAX_EXAMPLES, CHECKS))
@@ -111,7 +113,7 @@ def test_every_operation_was_fuzzed_with_valid_and_invalid_input(service: Servic
     assert set(SEEN) == set(OPERATIONS)
     for op, statuses in SEEN.items():
         assert all(s < 500 for s in statuses), (op, statuses)
-        if op.startswith(("GET /healthz", "GET /readyz")):
+        if op.startswith(("GET /healthz", "GET /readyz", "GET /.well-known/jwks.json")):
             continue  # no input to vary
         assert any(400 <= s < 500 for s in statuses), f"{op}: no input was refused: {statuses}"
         assert sum(statuses.values()) >= MAX_EXAMPLES, (op, statuses)
@@ -169,6 +171,30 @@ def test_api_during_a_store_outage(case: Case[Any], outage_service: Service) -> 
     if response.status_code >= 500:
         assert response.status_code == 503, response.text
         assert response.json()["code"] == "store_unavailable"
+
+
+# Grants on (STREAMLIMIT_GRANT_KEY_FILE): the answers that carry a grant, and the JWKS, must match
+# the document too. Valid input only, on the operations grants change.
+grant_schema = schemathesis.openapi.from_dict(SPEC, config=config("positive", 5, CHECKS)).include(
+    path_regex=r"^/v1/users/\{user_id\}/streams(/\{stream_id\}/heartbeat)?$|^/\.well-known/"
+)
+
+
+@pytest.fixture(scope="module")
+def grant_service(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("schemathesis-grants")
+    key = write_key(folder / "grant.pem")
+    svc = Service(redis_server.url, folder / "svc.log", plans=PLANS, grant_key_file=key).start()
+    yield svc
+    svc.stop()
+    assert "Traceback" not in (folder / "svc.log").read_text()
+
+
+@grant_schema.parametrize()
+def test_api_with_grants(case: Case[Any], grant_service: Service) -> None:
+    response = case.call_and_validate(base_url=grant_service.url, timeout=10)
+    if response.status_code in (200, 201) and case.operation.method.upper() == "POST":
+        assert isinstance(response.json()["grant"], str), response.text
 
 
 # Auth on (STREAMLIMIT_AUTH=jwt): the same fuzzing with an admin token (everything allowed), a

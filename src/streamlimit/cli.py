@@ -1,4 +1,4 @@
-"""streamlimit serve | check | streams | limit | events | token mint | api-key new."""
+"""streamlimit serve | check | streams | limit | events | token mint | api-key new | grant verify."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from streamlimit import __version__, logs, startup
 from streamlimit.auth.mint import key_and_line, mint_token
 from streamlimit.errors import ConfigurationError
+from streamlimit.grants.cli import add_grant_commands
 from streamlimit.live.fds import raise_fd_limit
 from streamlimit.remote import add_remote_commands
 from streamlimit.settings import ENV_PREFIX, Settings, describe_error, unknown_variables
@@ -70,10 +71,13 @@ def serve(args: argparse.Namespace) -> int:
         log.warning(warning)
     startup.ensure_port_free(settings)
     raise_fd_limit(settings.live_max_channels)  # the workers inherit it
+    grants = startup.grant_keys(settings)  # a bad key file stops here, in one line
     # workers are separate processes: they rebuild the same settings from the environment
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
     log.info(startup.banner(settings))
+    if grants is not None:
+        log.info(grants)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again so the
     # process dies of it; these handlers turn that into a clean exit status instead
     signal.signal(signal.SIGTERM, _exit_with(0))
@@ -179,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
     add_remote_commands(sub)
     _auth_commands(sub)
+    add_grant_commands(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -30,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from streamlimit import __version__
 from streamlimit.errors import STORE_ERROR_KINDS
+from streamlimit.webhooks.sender import REASONS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -76,12 +77,35 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.build_info.labels(__version__).set(1)
+        self._webhooks(reg)
         # label children by label values: ``labels()`` costs a lock and a tuple build per call,
         # a dict lookup does not; every label set is from a small fixed set (routes, outcomes,
         # scripts, error kinds), so these stay small
         self._requests: dict[tuple[str, str], Any] = {}
         self._request_seconds: dict[str, Any] = {}
         self._store_seconds: dict[str, Any] = {}
+
+    def _webhooks(self, reg: CollectorRegistry | None) -> None:
+        self.webhook_sent = Counter(
+            "streamlimit_webhook_sent", "webhook attempts answered 2xx (one per event and URL)", registry=reg
+        )
+        self.webhook_failed = Counter(
+            "streamlimit_webhook_failed", "webhook attempts that failed, by reason", ["reason"], registry=reg
+        )
+        for reason in REASONS:
+            self.webhook_failed.labels(reason)
+        self.webhook_given_up = Counter(
+            "streamlimit_webhook_given_up", "webhook events dropped undelivered: too old, or unusable",
+            registry=reg,
+        )  # fmt: skip
+        self.webhook_queue_depth = Gauge(
+            "streamlimit_webhook_queue_depth", "webhook events queued and not yet delivered",
+            registry=reg, multiprocess_mode="mostrecent",
+        )  # fmt: skip
+        self.webhook_oldest_age = Gauge(
+            "streamlimit_webhook_oldest_age_seconds", "age of the oldest webhook event not yet delivered",
+            registry=reg, multiprocess_mode="mostrecent",
+        )  # fmt: skip
 
     def request(self, route: str, outcome: str, seconds: float) -> None:
         """One HTTP request answered: counted by route and outcome, timed by route."""

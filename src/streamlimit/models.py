@@ -187,6 +187,7 @@ class HeartbeatResult:
     stream: Stream
     degraded: bool = False
     readmitted: bool = False  # the stream was not active and took a free slot again
+    limit: int | None = None  # the user's limit, when asked for (a grant's lim); None if unknown
 
 
 @dataclass(frozen=True, slots=True)

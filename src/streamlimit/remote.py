@@ -20,6 +20,7 @@ from streamlimit import tables
 from streamlimit.client import (
     AsyncStreamLimitClient,
     LimitReached,
+    OnLimit,
     StreamLimitError,
     TooManyStarts,
     Unavailable,
@@ -38,7 +39,8 @@ async def streams_list(c: AsyncStreamLimitClient, a: argparse.Namespace) -> tupl
 
 
 async def streams_start(c: AsyncStreamLimitClient, a: argparse.Namespace) -> tuple[object, str]:
-    s = await c.start(a.user, a.stream_id, a.device, on_limit="evict_oldest" if a.evict else None)
+    on_limit: OnLimit | None = "evict_oldest" if a.evict else None
+    s = await c.start(a.user, a.stream_id, a.device, on_limit, device_id=a.device_id, replace=a.replace)
     return s, tables.started(s)
 
 
@@ -98,7 +100,8 @@ async def _call(command: Command, args: argparse.Namespace, url: str) -> tuple[o
 def _refusal(exc: StreamLimitError) -> str:
     line = f"streamlimit: {exc.code or exc.status or 'error'}: {exc.detail}"
     if isinstance(exc, LimitReached):
-        line += f"\n{exc.active} of {exc.limit} active:\n{tables.streams_table(exc.streams)}"
+        counted = "devices active" if exc.counts == "devices" else "active"
+        line += f"\n{exc.active} of {exc.limit} {counted}:\n{tables.streams_table(exc.streams)}"
     elif isinstance(exc, Unavailable | TooManyStarts) and exc.retry_after_s is not None:
         line += f" (retry after {exc.retry_after_s:g}s)"
     return line
@@ -161,7 +164,18 @@ def add_remote_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     start = command(s, "start", streams_start, "start (or renew) a stream")
     start.add_argument("--stream-id", default=None, help="the stream id (default: the service picks one)")
     start.add_argument("--device", default=None, help="a device label, shown in lists")
+    start.add_argument(
+        "--device-id",
+        default=None,
+        help="the player installation's stable id: its older active stream is replaced",
+    )
     start.add_argument("--evict", action="store_true", help="at the limit, replace the oldest stream")
+    start.add_argument(
+        "--replace",
+        default=None,
+        metavar="STREAM_ID",
+        help="stop this stream in the new one's favour (watch here instead of there)",
+    )
     command(s, "heartbeat", streams_heartbeat, "renew a stream's lease", stream=True)
     command(s, "stop", streams_stop, "stop a stream", stream=True)
     command(s, "stop-all", streams_stop_all, "stop every stream of the user")

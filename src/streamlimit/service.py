@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import hashlib
 import logging
 import time
 import uuid
@@ -120,6 +123,19 @@ class Caller:
 NOBODY = Caller()
 
 
+def _alias(device_id: str | None) -> str | None:
+    """A device id as shown to a player that may not evict: the same for the same device (lists
+    still show which streams share one), but no id ("~" is outside the id rule), so it cannot be
+    sent back to take that device's slot."""
+    if device_id is None:
+        return None
+    return "~" + hashlib.sha256(device_id.encode()).hexdigest()[:16]
+
+
+def _without_device_ids(streams: tuple[Stream, ...]) -> tuple[Stream, ...]:
+    return tuple(dataclasses.replace(s, device_id=_alias(s.device_id)) for s in streams)
+
+
 def check_id(name: str, value: str) -> None:
     if not is_valid_id(value):
         raise InvalidId(name, f"{name} must be {ID_RULE}")
@@ -204,7 +220,14 @@ class StreamService:
             _audit("evicted", user_id, caller.actor, (victim.stream_id,), stream_id)
         for old in result.replaced:
             _audit("replaced", user_id, caller.actor, (old.stream_id,), stream_id)
+        if result.streams and self._hides_devices(caller):
+            result = dataclasses.replace(result, streams=_without_device_ids(result.streams))
         return result
+
+    def _hides_devices(self, caller: Caller) -> bool:
+        """Whether ``caller`` is shown no device ids of the account's streams: a player that may
+        not evict could otherwise copy another device's id and "reclaim" its slot."""
+        return not (caller.admin or self.policy.allow_client_evict)
 
     def _evicts(self, on_limit: str | None) -> bool:
         if on_limit is None or on_limit == self.policy.on_limit:
@@ -217,21 +240,36 @@ class StreamService:
             )
         return on_limit == "evict_oldest"
 
-    async def heartbeat(self, user_id: str, stream_id: str, caller: Caller = NOBODY) -> HeartbeatResult:
+    async def heartbeat(
+        self, user_id: str, stream_id: str, caller: Caller = NOBODY, *, with_limit: bool = False
+    ) -> HeartbeatResult:
         """Renew the lease; a stream that is not active (after an outage, a long sleep) and was
-        neither evicted nor stopped is admitted again when a slot is free (``readmitted``)."""
+        neither evicted nor stopped is admitted again when a slot is free (``readmitted``).
+        ``with_limit``: also read the user's limit, in the same store round trip (for grants)."""
         check_id("user_id", user_id)
         check_id("stream_id", stream_id)
-        ttl_ms = self.policy.lease_ttl_ms
+        ttl_ms, limits = self.policy.lease_ttl_ms, self.policy.limits(caller.plan)
+        limit: int | None = None
+        # the limit is read beside the heartbeat, not after it: both calls share the round trip
+        reading = asyncio.ensure_future(self._limit_or_none(user_id, limits)) if with_limit else None
         try:
-            beat = await self.store.heartbeat(user_id, stream_id, ttl_ms, self.policy.limits(caller.plan))
+            beat = await self.store.heartbeat(user_id, stream_id, ttl_ms, limits)
+            if reading is not None:
+                limit = await reading
         except StoreUnavailable as exc:
             self._degrade("heartbeat", exc)
             now = time.time_ns() // 1_000_000
-            return HeartbeatResult(Stream(user_id, stream_id, None, now, now + ttl_ms), degraded=True)
+            stream = Stream(user_id, stream_id, None, now, now + ttl_ms)
+            return HeartbeatResult(stream, degraded=True, limit=self.policy.default_limit)
         if beat.stream is not None:
-            return HeartbeatResult(beat.stream, readmitted=beat.readmitted)
+            return HeartbeatResult(beat.stream, readmitted=beat.readmitted, limit=limit)
         raise ended_error(user_id, stream_id, beat.ended)
+
+    async def _limit_or_none(self, user_id: str, limits: Limits) -> int | None:
+        try:
+            return (await self.store.get_limit(user_id, limits)).limit
+        except StoreUnavailable:  # the heartbeat beside it says what the outage means
+            return None
 
     async def stop(self, user_id: str, stream_id: str | None = None, caller: Caller = NOBODY) -> StopResult:
         """Stop ``stream_id``, or the oldest legacy (compat) stream when None; an admin's stop of
@@ -250,8 +288,12 @@ class StreamService:
         return result
 
     async def list(self, user_id: str, caller: Caller = NOBODY) -> UserStreams:
+        """The active streams, oldest first (device ids hidden from players that may not evict)."""
         check_id("user_id", user_id)
-        return await self.store.list(user_id, self.policy.limits(caller.plan))
+        found = await self.store.list(user_id, self.policy.limits(caller.plan))
+        if self._hides_devices(caller):
+            return dataclasses.replace(found, streams=_without_device_ids(found.streams))
+        return found
 
     async def get(self, user_id: str, stream_id: str, caller: Caller = NOBODY) -> Stream:
         """One active stream; ``StreamNotActive`` when it is not."""
@@ -300,6 +342,9 @@ class StreamService:
             _audit("plan_set", user_id, caller.actor, value=plan)
         return info
 
-    async def events(self, user_id: str) -> tuple[Event, ...]:
+    async def events(self, user_id: str, caller: Caller = NOBODY) -> tuple[Event, ...]:
         check_id("user_id", user_id)
-        return await self.store.events(user_id)
+        found = await self.store.events(user_id)
+        if self._hides_devices(caller):
+            return tuple(dataclasses.replace(e, device_id=_alias(e.device_id)) for e in found)
+        return found

@@ -12,6 +12,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamlimit.grants.options import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+from streamlimit.webhooks.signing import secret_key
+from streamlimit.webhooks.targets import parse_urls
+
 ENV_PREFIX = "STREAMLIMIT_"
 # read by the remote commands (remote.py), not settings of the service
 CLIENT_VARIABLES = frozenset({"STREAMLIMIT_URL", "STREAMLIMIT_TOKEN", "STREAMLIMIT_API_KEY"})
@@ -135,6 +139,42 @@ class Settings(BaseSettings):
         "", description="comma-separated addresses or CIDRs of proxies whose X-Forwarded-For is believed"
     )
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS, or *; empty: none")
+    webhook_url: str = Field(
+        "", description="comma-separated http(s) URLs that receive webhook events; empty: off"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="signing secret of the webhooks: whsec_ and base64, or raw text (24+ bytes)"
+    )
+    webhook_timeout_s: float = Field(5, ge=0.01, le=60, description="a webhook attempt's time limit")
+    webhook_retry_base_s: float = Field(
+        10, ge=0.01, le=3600, description="wait before a failed webhook's first retry (then doubling)"
+    )
+    webhook_retry_max_s: float = Field(3600, ge=0.01, le=86400, description="longest wait between retries")
+    webhook_max_age_s: float = Field(
+        86400, ge=1, le=604800, description="a webhook event not delivered by this age is given up"
+    )
+    webhook_poll_interval_s: float = Field(
+        1, ge=0.01, le=60, description="how often each instance looks for webhook events to send"
+    )
+    webhook_scan_interval_s: float = Field(
+        60, ge=0.1, le=3600, description="Cluster: how often each instance looks at every slot's queue"
+    )
+    webhook_concurrency: int = Field(16, ge=1, le=1024, description="webhook attempts in flight per process")
+    webhook_queue_max_len: int = Field(
+        100000, ge=100, le=10_000_000, description="undelivered webhook events kept (per Cluster slot)"
+    )
+    grant_key_file: str = Field(
+        "",
+        description="PEM private key file(s), comma-separated, for signed playback grants; the first signs",
+    )
+    grant_issuer: str = Field(DEFAULT_ISSUER, min_length=1, description="the iss claim of grants")
+    grant_audience: str = Field(DEFAULT_AUDIENCE, min_length=1, description="the aud claim of grants")
+    grant_when_degraded: bool = Field(
+        False, description="grants also while the store is down (short exp, deg: true)"
+    )
+    grant_degraded_ttl_s: float = Field(
+        60, ge=1, le=3600, description="how long a degraded grant lasts (at most the lease TTL)"
+    )
 
     @model_validator(mode="after")
     def _heartbeat_fits_lease(self) -> Settings:
@@ -154,7 +194,23 @@ class Settings(BaseSettings):
                 "instance without its store can only answer 503)"
             )
         self._check_auth()
+        self._check_webhooks()
         return self
+
+    def _check_webhooks(self) -> None:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError(f"{ENV_PREFIX}WEBHOOK_URL needs {ENV_PREFIX}WEBHOOK_SECRET (events are signed)")
+        if self.webhook_retry_base_s <= self.webhook_timeout_s:
+            raise ValueError(
+                f"{ENV_PREFIX}WEBHOOK_RETRY_BASE_S must be longer than {ENV_PREFIX}WEBHOOK_TIMEOUT_S "
+                f"({self.webhook_retry_base_s} <= {self.webhook_timeout_s}): an attempt still running "
+                "must not be retried by another instance"
+            )
+        if self.webhook_retry_max_s < self.webhook_retry_base_s:
+            raise ValueError(
+                f"{ENV_PREFIX}WEBHOOK_RETRY_MAX_S must be at least {ENV_PREFIX}WEBHOOK_RETRY_BASE_S "
+                f"({self.webhook_retry_max_s} < {self.webhook_retry_base_s})"
+            )
 
     def _check_auth(self) -> None:
         if self.auth == "jwt":
@@ -200,6 +256,19 @@ class Settings(BaseSettings):
         parse_plans(value)
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_urls_parse(cls, value: str) -> str:
+        parse_urls(value)
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_key(value.get_secret_value())
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies_parse(cls, value: str) -> str:
@@ -213,6 +282,10 @@ class Settings(BaseSettings):
     @property
     def plan_limits(self) -> tuple[tuple[str, int], ...]:
         return parse_plans(self.plans)
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        return parse_urls(self.webhook_url)
 
     @property
     def store_timeout_s(self) -> float:

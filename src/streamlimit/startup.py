@@ -10,6 +10,7 @@ import socket
 
 from streamlimit import __version__
 from streamlimit.errors import ConfigurationError, StoreUnavailable
+from streamlimit.grants.issuer import GrantIssuer
 from streamlimit.settings import ENV_PREFIX, Settings
 from streamlimit.store.connect import embedded_path, open_store, scheme_of
 from streamlimit.store.embedded import EmbeddedServer, ping_unix
@@ -74,11 +75,31 @@ def banner(settings: Settings) -> str:
     )
 
 
+def grant_keys(settings: Settings) -> str | None:
+    """What the grant keys are, in words, or None without any; ``ConfigurationError`` for a key
+    file that cannot serve (checked before any worker starts: one line, not one per worker)."""
+    issuer = GrantIssuer.from_settings(settings)
+    if issuer is None:
+        return None
+    others = [k.kid for k in issuer.keys[1:]]
+    published = (
+        f"; also published, so that grants they signed still verify: {', '.join(others)}" if others else ""
+    )
+    return f"grants signed with {issuer.signer.alg} key {issuer.signer.kid}{published}"
+
+
 async def check_report(settings: Settings, given: list[str]) -> tuple[bool, list[str]]:
     """(passed, what was checked, one line each): the settings (``given``: the variables of
-    the settings given by flag or environment), then the store."""
+    the settings given by flag or environment), the grant keys, then the store."""
     named = ", ".join(given) if given else "none"
     lines = [f"ok: settings valid ({len(Settings.model_fields)} settings; given: {named}; the rest default)"]
+    try:
+        keys = grant_keys(settings)
+    except ConfigurationError as exc:
+        lines.append(f"FAILED: {exc}")
+        return False, lines
+    if keys is not None:
+        lines.append(f"ok: {keys}")
     store_url = shown_url(settings.store_url)
     if scheme_of(settings.store_url) == "memory":
         lines.append("ok: store memory:// (in this process: nothing to reach; for tests and demos)")

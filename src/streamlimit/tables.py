@@ -55,9 +55,15 @@ def streams_table(streams: Sequence[StreamInfo]) -> str:
         return "(no active streams)"
     now = datetime.now(UTC)
     rows = [
-        (s.stream_id, s.device or "-", stamp(s.started_at), expires_in(s.expires_at, now)) for s in streams
+        (s.stream_id, s.device or "-", s.device_id or "-", stamp(s.started_at), expires_in(s.expires_at, now))
+        for s in streams
     ]
-    return table(("STREAM ID", "DEVICE", "STARTED", "EXPIRES IN"), rows)
+    return table(("STREAM ID", "DEVICE", "DEVICE ID", "STARTED", "EXPIRES IN"), rows)
+
+
+def _counted(active: object, limit: int, counts: str) -> str:
+    """``2 of 3 active``, or ``2 of 3 devices active`` when the limit counts devices."""
+    return f"{active} of {limit} devices active" if counts == "devices" else f"{active} of {limit} active"
 
 
 def _source(limit_source: str, plan: str | None) -> str:
@@ -65,38 +71,50 @@ def _source(limit_source: str, plan: str | None) -> str:
 
 
 def stream_list(s: StreamList) -> str:
-    head = f"{s.user_id}: {s.active} of {s.limit} active, {_source(s.limit_source, s.plan)}"
+    head = f"{s.user_id}: {_counted(s.active, s.limit, s.counts)}, {_source(s.limit_source, s.plan)}"
     return escaped(f"{head}, {s.remaining} remaining") + f"\n{streams_table(s.streams)}"
 
 
 def started(s: StartInfo) -> str:
     verb = "started" if s.admitted else "renewed"
     count = "?" if s.active is None else s.active
-    line = f"{verb} {s.stream_id} for {s.user_id} ({count} of {s.limit} active, "
+    on = f" on device {s.device_id}" if s.device_id else ""
+    line = f"{verb} {s.stream_id} for {s.user_id}{on} ({_counted(count, s.limit, s.counts)}, "
     line += f"{_source(s.limit_source, s.plan)})"
-    for evicted in s.evicted:
-        device = f" ({evicted.device})" if evicted.device else ""
-        line += f"; evicted {evicted.stream_id}{device}"
+    for what, ended in [("evicted", e) for e in s.evicted] + [("replaced", r) for r in s.replaced]:
+        device = f" ({ended.device})" if ended.device else ""
+        line += f"; {what} {ended.stream_id}{device}"
     if s.degraded:
         line += "; degraded: the store is down, the stream was not recorded"
     return (
         escaped(line)
         + f"\nheartbeat every {s.heartbeat_interval_s:g}s; expires in {expires_in(s.expires_at)}"
+        + _grant(s)
     )
+
+
+def _grant(s: LeaseInfo) -> str:
+    return f"\ngrant: {escaped(s.grant)}" if s.grant else ""
 
 
 def renewed(s: LeaseInfo) -> str:
     verb = "admitted again" if s.readmitted else "renewed"
     line = f"{verb} {s.stream_id} for {s.user_id}: expires in {expires_in(s.expires_at)}"
-    return escaped(line + ("; degraded: the store is down" if s.degraded else ""))
+    return escaped(line + ("; degraded: the store is down" if s.degraded else "")) + _grant(s)
 
 
 def limit(i: LimitInfo) -> str:
     return escaped(f"{i.user_id}: limit {i.limit} ({_source(i.limit_source, i.plan)})")
 
 
+def _event_row(e: Event) -> tuple[str, ...]:
+    streams = ",".join(e.streams) or "-"
+    return (stamp(e.at), e.action, e.actor or "-", streams, e.value or "-", e.device_id or "-")
+
+
 def events(user_id: str, evs: Sequence[Event]) -> str:
+    """VALUE: a new limit or plan, or the stream that took an evicted or replaced one's slot;
+    DEVICE ID: for ``replaced``, the device whose newer stream took over."""
     if not evs:
         return escaped(f"{user_id}: no events")
-    rows = [(stamp(e.at), e.action, e.actor or "-", ",".join(e.streams) or "-") for e in evs]
-    return table(("AT", "ACTION", "ACTOR", "STREAMS"), rows)
+    return table(("AT", "ACTION", "ACTOR", "STREAMS", "VALUE", "DEVICE ID"), [_event_row(e) for e in evs])

@@ -84,7 +84,7 @@ def _event_body(e: Event, operator_view: bool) -> dict[str, Any]:
 async def events(request: Request) -> Response:
     user_id = request.path_params["user_id"]
     who = for_user(request, user_id)
-    found = await service_of(request).events(user_id)
+    found = await service_of(request).events(user_id, who)
     return json({"user_id": user_id, "events": [_event_body(e, who.admin) for e in found]})
 
 

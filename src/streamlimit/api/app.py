@@ -10,12 +10,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from streamlimit import logs
-from streamlimit.api import accounts, compat, console, headers, health, lifecycle, live, openapi, v1
+from streamlimit.api import accounts, compat, console, headers, health, jwks, lifecycle, live, openapi, v1
 from streamlimit.api.client_address import trusted_networks
 from streamlimit.api.loopback import LoopbackOnly
 from streamlimit.api.observe import Observe
 from streamlimit.api.problems import HANDLERS
 from streamlimit.auth import authenticator_from
+from streamlimit.grants.issuer import GrantIssuer
 from streamlimit.live.hub import Hub, LiveSettings
 from streamlimit.metrics import Metrics
 from streamlimit.outage import OutageLog
@@ -23,6 +24,7 @@ from streamlimit.service import Policy, StreamService
 from streamlimit.settings import Settings
 from streamlimit.store.base import Store
 from streamlimit.store.connect import open_store
+from streamlimit.webhooks.setup import start_delivery
 
 log = logging.getLogger("streamlimit.api")
 
@@ -41,6 +43,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         app.state.live = hub = Hub(service, LiveSettings.from_settings(settings))
         lifecycle.drain_on_sigterm(app, hub.drain)
         sampler = lifecycle.sample_active_streams(s, metrics) if metrics else None
+        webhooks = start_delivery(settings, s, metrics)
         try:
             yield
         finally:
@@ -49,6 +52,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             await hub.aclose()
             if sampler is not None:
                 sampler.cancel()
+            if webhooks is not None:  # attempts in flight finish, or stay pending for others
+                await webhooks.stop(grace_s=settings.webhook_timeout_s)
             if owned:
                 await s.close()
 
@@ -61,6 +66,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         *openapi.ROUTES,
         *console.ROUTES,
     ]
+    routes += jwks.ROUTES
     if metrics is not None:
         routes.append(health.metrics_route(metrics))
     middleware = [Middleware(Observe, metrics, settings.access_log, settings.access_log_sample)]
@@ -69,6 +75,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     middleware += headers.middleware(settings)
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=middleware)
     app.state.auth = authenticator_from(settings)  # a bad key file stops start-up here
+    app.state.grants = GrantIssuer.from_settings(settings)  # so does a bad grant key file
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.state.openapi = openapi.document([name for name, _ in settings.plan_limits])
     app.state.draining = False

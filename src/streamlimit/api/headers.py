@@ -23,6 +23,9 @@ CONSOLE_CSP = (
 )
 _API = [*_SECURITY, _CSP]
 _CONSOLE = [*_SECURITY, CONSOLE_CSP]
+# public keys, cacheable by verifiers: the route sets its own Cache-Control (api/jwks.py)
+JWKS_PATH = "/.well-known/jwks.json"
+_PUBLIC = [h for h in _API if h[0] != b"cache-control"]
 
 
 def security_headers(path: str) -> list[tuple[bytes, bytes]]:
@@ -30,6 +33,8 @@ def security_headers(path: str) -> list[tuple[bytes, bytes]]:
     middleware every request passes, so this costs no ASGI layer of its own)."""
     if path.startswith("/docs"):
         return _SECURITY
+    if path == JWKS_PATH:
+        return _PUBLIC
     if path == "/console" or path.startswith("/console/"):
         return _CONSOLE
     return _API

@@ -266,6 +266,25 @@ _PATHS: dict[str, Any] = {
             },
         },
     },
+    "/.well-known/jwks.json": {
+        "get": {
+            "summary": "The public keys that verify playback grants (no credentials; cacheable)",
+            "security": [],
+            "responses": {
+                "200": {
+                    **_json(ref("JWKS"), "every configured grant key, the signing one first"),
+                    "headers": {
+                        "Cache-Control": {
+                            "schema": {"type": "string"},
+                            "description": "public, max-age=300: how long verifiers may keep the keys",
+                        }
+                    },
+                },
+                "404": _problem("this service signs no grants (`not_found`)"),
+                "408": _SLOW,
+            },
+        }
+    },
     "/healthz": {
         "get": {
             "summary": "Process alive",
@@ -285,6 +304,7 @@ TAGS = {
     "accounts": "Per-user limits, plans and the audit trail",
     "compat": "The original service's /user/stream API, on the same rules",
     "health": "Liveness and readiness",
+    "grants": "Public keys of the playback grants, for verifiers downstream",
 }
 
 
@@ -293,6 +313,8 @@ def _tag(path: str) -> str:
         return "compat"
     if path.endswith(("/limit", "/plan", "/events")):
         return "accounts"
+    if path.startswith("/.well-known/"):
+        return "grants"
     return "streams" if path.startswith("/v1/") else "health"
 
 

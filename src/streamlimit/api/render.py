@@ -1,25 +1,16 @@
-"""Models -> JSON-ready dicts, and the JSON response type. Times are RFC 3339 UTC with ms."""
+"""Models -> JSON-ready dicts, and the JSON response type. Times are RFC 3339 UTC with ms
+(streamlimit.times)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import msgspec
 from starlette.responses import Response
 
 from streamlimit.models import Stream, UserStreams
-
-
-@lru_cache(maxsize=256)  # the seconds of now and of now + a lease: a few distinct values at a time
-def _second(s: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
-
-
-def rfc3339(ms: int) -> str:
-    return f"{_second(ms // 1000)}.{ms % 1000:03d}Z"
+from streamlimit.times import rfc3339 as rfc3339  # where the api modules have it from
 
 
 def stream_body(s: Stream) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from streamlimit.api.problems import HANDLERS
+from streamlimit.grants.issuer import GrantIssuer
 from streamlimit.service import StreamService
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -29,6 +30,12 @@ def service_of(request: Request) -> StreamService:
     """The app's service, built by the lifespan."""
     service: StreamService = request.app.state.service
     return service
+
+
+def grants_of(request: Request) -> GrantIssuer | None:
+    """The app's grant issuer; None when no grant key is configured (answers carry no grant)."""
+    grants: GrantIssuer | None = request.app.state.grants
+    return grants
 
 
 class _Resource:

@@ -52,7 +52,14 @@ SCHEMAS: dict[str, Any] = {
             "user_id": ID,
             "stream_id": ID,
             "device": {"type": "string", "nullable": True, "maxLength": MAX_DEVICE_LEN},
-            "device_id": {**ID, "nullable": True, "description": "the player installation's stable id"},
+            "device_id": {
+                "type": "string",
+                "nullable": True,
+                "description": "the player installation's stable id; shown to players that may not "
+                "evict (STREAMLIMIT_ALLOW_CLIENT_EVICT=false) as an opaque alias, `~` and 16 hex "
+                "digits, the same for the same device",
+                "maxLength": ID["maxLength"],
+            },
             "started_at": TIME,
             "expires_at": TIME,
             "epoch": {
@@ -78,7 +85,8 @@ SCHEMAS: dict[str, Any] = {
                     "evicted": {
                         "allOf": [ref("Stream")],
                         "nullable": True,
-                        "description": "start only: the (oldest) stream this start replaced",
+                        "description": "start only: the first of evicted_streams (the oldest "
+                        "evicted, or the one named by ?replace=)",
                     },
                     "evicted_streams": {
                         "type": "array",
@@ -98,6 +106,14 @@ SCHEMAS: dict[str, Any] = {
                         "type": "boolean",
                         "description": "heartbeat only: the stream was not active (an outage, a long "
                         "sleep), was neither evicted nor stopped, and took a free slot again",
+                    },
+                    "grant": {
+                        "type": "string",
+                        "nullable": True,
+                        "description": "only when the service signs grants (STREAMLIMIT_GRANT_KEY_FILE): "
+                        "a compact JWS bound to this lease (claims iss, aud, sub, sid, epoch, lim, iat, "
+                        "exp, jti), verified offline downstream against /.well-known/jwks.json; null "
+                        "when the answer is degraded (unless STREAMLIMIT_GRANT_WHEN_DEGRADED)",
                     },
                 },
             },
@@ -199,6 +215,29 @@ SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+        },
+    },
+    "JWKS": {
+        "type": "object",
+        "required": ["keys"],
+        "description": "RFC 7517 JWK Set: the public keys of every configured grant key",
+        "properties": {
+            "keys": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["kty", "crv", "x", "kid", "alg", "use"],
+                    "properties": {
+                        "kty": {"type": "string", "enum": ["OKP", "EC"]},
+                        "crv": {"type": "string", "enum": ["Ed25519", "P-256"]},
+                        "x": {"type": "string"},
+                        "y": {"type": "string", "description": "EC keys only"},
+                        "kid": {"type": "string", "description": "the RFC 7638 thumbprint of the key"},
+                        "alg": {"type": "string", "enum": ["EdDSA", "ES256"]},
+                        "use": {"type": "string", "enum": ["sig"]},
+                    },
+                },
+            }
         },
     },
     "CompatBody": {

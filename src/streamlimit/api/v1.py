@@ -11,7 +11,7 @@ from streamlimit.api.bodies import json_object, optional_str
 from streamlimit.api.guard import for_user
 from streamlimit.api.problems import Problem
 from streamlimit.api.render import json, stream_body, streams_body
-from streamlimit.api.routing import count_as, resource, service_of
+from streamlimit.api.routing import count_as, grants_of, resource, service_of
 from streamlimit.models import StartStatus, Stream
 from streamlimit.service import StreamService
 
@@ -78,6 +78,8 @@ async def start(request: Request) -> Response:
         "evicted_streams": [stream_body(s) for s in result.evicted],
         "replaced_streams": [stream_body(s) for s in result.replaced],
     }
+    if (grants := grants_of(request)) is not None:
+        out["grant"] = grants.grant(result.stream, result.limit, result.degraded)
     if result.degraded:
         return json(out, 200, DEGRADED)
     if result.replaced:
@@ -93,13 +95,14 @@ async def heartbeat(request: Request) -> Response:
     service = service_of(request)
     p = request.path_params
     who = for_user(request, p["user_id"])
-    result = await service.heartbeat(p["user_id"], p["stream_id"], who)
+    grants = grants_of(request)
+    result = await service.heartbeat(p["user_id"], p["stream_id"], who, with_limit=grants is not None)
     if result.readmitted:
         count_as(request, "readmitted")  # an admission after an outage or a sleep
-    return json(
-        {**_lease_body(service, result.stream, result.degraded), "readmitted": result.readmitted},
-        headers=DEGRADED if result.degraded else None,
-    )
+    out = {**_lease_body(service, result.stream, result.degraded), "readmitted": result.readmitted}
+    if grants is not None:
+        out["grant"] = grants.grant(result.stream, result.limit, result.degraded)
+    return json(out, headers=DEGRADED if result.degraded else None)
 
 
 async def get_stream(request: Request) -> Response:

@@ -10,8 +10,9 @@ from urllib.parse import quote
 import httpx
 
 from streamlimit import __version__
+from streamlimit.client.device import check_device_id
 from streamlimit.client.errors import StreamLimitError, Unavailable, error_from
-from streamlimit.client.lease import Lease, OnLost
+from streamlimit.client.lease import Lease, OnGrant, OnLost
 from streamlimit.client.types import Event, LeaseInfo, LimitInfo, StartInfo, StreamInfo, StreamList
 
 OnLimit = Literal["reject", "evict_oldest"]
@@ -39,6 +40,14 @@ class AsyncStreamLimitClient:
     (e.g. ``httpx.AsyncHTTPTransport(retries=1, uds=...)``). Use as ``async with``, or call
     :meth:`aclose`. Every method raises a :class:`~streamlimit.client.StreamLimitError` subclass
     on an error answer, and :class:`~streamlimit.client.Unavailable` when there is no answer.
+
+    ``device_id``: when this client is one player installation, its stable id (keep it with
+    :func:`~streamlimit.client.stored_device_id`), sent with every start that does not name
+    another; a start from the same device then takes over the device's older stream (a
+    restarted player gets its slot back at once). Checked here: an invalid one is a
+    ``ValueError``. None (the default) sends none: a backend acting for many devices passes
+    ``device_id=`` to each start instead, since one id shared by several players would make
+    them replace each other's streams.
     """
 
     def __init__(
@@ -49,7 +58,10 @@ class AsyncStreamLimitClient:
         api_key: str | None = None,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        device_id: str | None = None,
     ) -> None:
+        #: the device id sent with starts that name none (None: none is sent)
+        self.device_id = None if device_id is None else check_device_id(device_id)
         headers = {"user-agent": f"streamlimit-client/{__version__}", "accept": "application/json"}
         if token is not None:
             headers["authorization"] = f"Bearer {token}"
@@ -104,19 +116,33 @@ class AsyncStreamLimitClient:
         stream_id: str | None = None,
         device: str | None = None,
         on_limit: OnLimit | None = None,
+        *,
+        device_id: str | None = None,
+        replace: str | None = None,
     ) -> StartInfo:
         """Start (or renew) a stream: its lease. Without ``stream_id`` the service makes one up;
-        send your own so that a retry renews rather than starting a second stream. Raises
-        :class:`LimitReached` at the limit, unless ``on_limit="evict_oldest"`` replaces the oldest
-        stream; :class:`TooManyStarts` over the start budget."""
-        body = {k: v for k, v in (("stream_id", stream_id), ("device", device)) if v is not None}
-        params = {"on_limit": on_limit} if on_limit is not None else None
-        response = await self._request("POST", f"/v1/users/{_seg(user_id)}/streams", json=body, params=params)
+        send your own so that a retry renews rather than starting a second stream. ``device`` is
+        a label for people; ``device_id`` (default: the client's) the player installation's id:
+        the device's older active stream is replaced (``StartInfo.replaced``; its heartbeats get
+        :class:`StreamReplaced`). Raises :class:`LimitReached` at the limit, unless
+        ``on_limit="evict_oldest"`` replaces the oldest stream, or ``replace`` names the stream to
+        stop in this one's favour ("watch here instead of there": :class:`ReplaceTargetNotActive`
+        when it is not active, and nothing is started); :class:`TooManyStarts` over the start
+        budget; :class:`InvalidInput` (``field``) for a value the service refuses."""
+        if device_id is None:
+            device_id = self.device_id
+        members = (("stream_id", stream_id), ("device", device), ("device_id", device_id))
+        body = {k: v for k, v in members if v is not None}
+        params = {k: v for k, v in (("on_limit", on_limit), ("replace", replace)) if v is not None}
+        response = await self._request(
+            "POST", f"/v1/users/{_seg(user_id)}/streams", json=body, params=params or None
+        )
         return _parse(response, lambda b: StartInfo.parse_start(b, admitted=response.status_code == 201))
 
     async def heartbeat(self, user_id: str, stream_id: str) -> LeaseInfo:
         """Renew a stream's lease. Raises :class:`StreamNotActive` (404) when it expired or was
-        stopped, :class:`StreamEvicted` (410) when another device took its place: stop playback."""
+        stopped, :class:`StreamEvicted` (410) when another device took its place,
+        :class:`StreamReplaced` (410) when a newer stream of the same device did: stop playback."""
         path = f"/v1/users/{_seg(user_id)}/streams/{_seg(stream_id)}/heartbeat"
         return await self._call("POST", path, LeaseInfo.parse)
 
@@ -176,19 +202,18 @@ class AsyncStreamLimitClient:
         on_lost: OnLost | None = None,
         on_limit: OnLimit | None = None,
         start_retry_s: float = 10.0,
+        device_id: str | None = None,
+        replace: str | None = None,
+        on_grant: OnGrant | None = None,
         live: bool = False,
     ) -> Lease:
-        """A stream held for an ``async with`` block: started on entry, heartbeated in the
+        """A stream held for an ``async with`` block: started on entry (with ``device_id``,
+        default the client's, and ``replace`` as in :meth:`start`), heartbeated in the
         background (``live``: renewed by its live channel, which also tells at once when the
-        stream ends; heartbeats when it cannot be opened), stopped on exit. See
-        :class:`~streamlimit.client.lease.Lease`."""
+        stream ends; heartbeats when it cannot be opened), stopped on exit; ``on_grant``
+        receives each new playback grant. See :class:`~streamlimit.client.lease.Lease`."""
         return Lease(
-            self,
-            user_id,
-            stream_id,
-            device,
-            on_lost=on_lost,
-            on_limit=on_limit,
-            start_retry_s=start_retry_s,
-            live=live,
-        )
+            self, user_id, stream_id, device,
+            on_lost=on_lost, on_limit=on_limit, start_retry_s=start_retry_s, device_id=device_id,
+            replace=replace, on_grant=on_grant, live=live,
+        )  # fmt: skip

@@ -63,20 +63,33 @@ class TooManyStarts(StreamLimitError):
 
 
 class LimitReached(StreamLimitError):
-    """409 ``stream_limit_reached``: ``active`` streams of ``limit`` are playing; ``streams`` are
-    they (stop one, or start again with ``on_limit="evict_oldest"``)."""
+    """409 ``stream_limit_reached``: ``active`` of ``limit`` are playing (streams, or devices when
+    ``counts`` is ``"devices"``); ``streams`` are they, with their ``device`` and ``device_id``
+    (let the viewer pick one and start again with ``replace=`` its stream id, or with
+    ``on_limit="evict_oldest"``)."""
 
     def __init__(self, status: int, code: str | None, detail: str, body: Mapping[str, Any]) -> None:
         super().__init__(status, code, detail, body)
         self.active: int = body["active"]
         self.limit: int = body["limit"]
+        self.counts: str = body.get("counts") or "streams"
         self.streams = tuple(StreamInfo.parse(s) for s in body["streams"])
 
 
 class StreamNotActive(StreamLimitError):
     """404 ``stream_not_active``: the stream expired, was stopped or never existed; stop playback.
-    :class:`StreamEvicted` and :class:`StreamStopped` are subclasses, so catching this catches every
-    lost lease."""
+    :class:`StreamEvicted`, :class:`StreamReplaced` and :class:`StreamStopped` are subclasses, so
+    catching this catches every lost lease."""
+
+
+class ReplaceTargetNotActive(StreamNotActive):
+    """404 ``stream_not_active`` with ``field: "replace"``, answering a start: the stream it named
+    to replace (``stream_id``) is not active any more, and nothing was started. List the streams
+    again and let the viewer choose anew (or start without ``replace``)."""
+
+    def __init__(self, status: int, code: str | None, detail: str, body: Mapping[str, Any]) -> None:
+        super().__init__(status, code, detail, body)
+        self.stream_id: str | None = body.get("stream_id")
 
 
 class StreamEvicted(StreamNotActive):
@@ -90,6 +103,18 @@ class StreamEvicted(StreamNotActive):
         self.evicted_at: datetime | None = parse_time(at) if isinstance(at, str) else None
 
 
+class StreamReplaced(StreamNotActive):
+    """410 ``stream_replaced``: a newer stream of the same device (the same ``device_id``: this
+    player, restarted) took this stream's slot at ``replaced_at``; ``replaced_by`` is its stream
+    id. Stop this playback: the newer one is the device's stream now."""
+
+    def __init__(self, status: int, code: str | None, detail: str, body: Mapping[str, Any]) -> None:
+        super().__init__(status, code, detail, body)
+        self.replaced_by: str | None = body.get("replaced_by")
+        at = body.get("replaced_at")
+        self.replaced_at: datetime | None = parse_time(at) if isinstance(at, str) else None
+
+
 class StreamStopped(StreamNotActive):
     """410 ``stream_stopped``: the stream was stopped at ``stopped_at``, by its own player, by
     "sign out of all devices" or by an operator (``reason``: ``stopped``, ``stopped_all``,
@@ -100,6 +125,16 @@ class StreamStopped(StreamNotActive):
         self.reason: str | None = body.get("reason")
         at = body.get("stopped_at")
         self.stopped_at: datetime | None = parse_time(at) if isinstance(at, str) else None
+
+
+class InvalidInput(StreamLimitError):
+    """422: a value the service does not accept (``invalid_id``, ``invalid_body``,
+    ``invalid_query``, ``unknown_plan``); ``field`` names it (e.g. ``device_id``, ``replace``)."""
+
+    def __init__(self, status: int, code: str | None, detail: str, body: Mapping[str, Any]) -> None:
+        super().__init__(status, code, detail, body)
+        field = body.get("field")
+        self.field: str | None = field if isinstance(field, str) else None
 
 
 class Unauthenticated(StreamLimitError):
@@ -125,6 +160,7 @@ _BY_CODE: dict[str, type[StreamLimitError]] = {
     "stream_not_active": StreamNotActive,
     "stream_evicted": StreamEvicted,
     "stream_stopped": StreamStopped,
+    "stream_replaced": StreamReplaced,
     "too_many_starts": TooManyStarts,
     "unauthenticated": Unauthenticated,
     "forbidden": Forbidden,
@@ -133,6 +169,7 @@ _BY_CODE: dict[str, type[StreamLimitError]] = {
 _BY_STATUS: dict[int, type[StreamLimitError]] = {
     401: Unauthenticated,
     403: Forbidden,
+    422: InvalidInput,
     429: TooManyStarts,
     502: Unavailable,
     503: Unavailable,
@@ -166,6 +203,8 @@ def problem_error(
     code = body.get("code") if isinstance(body.get("code"), str) else None
     detail = str(body.get("detail") or reason or "error")
     cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status) or StreamLimitError
+    if cls is StreamNotActive and body.get("field") == "replace":  # a start's target, not its stream
+        cls = ReplaceTargetNotActive
     try:
         if cls is Unavailable:
             return Unavailable(status, code, detail, body, retry)

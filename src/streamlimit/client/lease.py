@@ -23,6 +23,8 @@ log = logging.getLogger("streamlimit.client")
 
 OnLost = Callable[[StreamLimitError], object]
 """Called with the error that ended a lease; sync, or async (its awaitable is awaited)."""
+OnGrant = Callable[[str], object]
+"""Called with each new grant of a lease (the start's, then each heartbeat's); sync, or async."""
 
 JITTER = 0.1  # heartbeats and retries at +-10 % of their nominal delay, so players do not align
 _rng = random.SystemRandom()
@@ -52,12 +54,24 @@ class Lease:
     Transient errors never end the lease by themselves: once the service answers again, it
     says whether the lease survived.
 
-    When the service says the lease is gone (404 :class:`StreamNotActive`, 410
-    :class:`StreamEvicted`, or any other non-transient error), ``on_lost(error)`` is called
-    and the task running the block is cancelled: the block sees ``asyncio.CancelledError`` at
-    its next ``await``, and the ``async with`` raises :class:`LeaseLost` (its ``reason`` is the
-    error). On exit otherwise the heartbeats end and the stream is stopped (best effort: a
-    stream that cannot be stopped expires after its lease TTL).
+    ``device_id`` (default: the client's) goes with the start, so the stream takes over the
+    device's older one (``lease.started.replaced``), and ``replace`` names a stream to stop in
+    its favour (see :meth:`AsyncStreamLimitClient.start`). A retried start whose first attempt
+    did arrive renews the stream it admitted, so a retry never replaces twice.
+
+    When the service says the lease is gone (404 :class:`StreamNotActive`; 410
+    :class:`StreamEvicted`, :class:`StreamStopped`, or :class:`StreamReplaced` when another
+    start with the same device id took over; or any other non-transient error),
+    ``on_lost(error)`` is called and the task running the block is cancelled: the block sees
+    ``asyncio.CancelledError`` at its next ``await``, and the ``async with`` raises
+    :class:`LeaseLost` (its ``reason`` is the error). On exit otherwise the heartbeats end and
+    the stream is stopped (best effort: a stream that cannot be stopped expires after its lease
+    TTL).
+
+    When the service signs playback grants, :attr:`grant` is the newest one (each heartbeat
+    brings a new one) and ``on_grant(grant)`` is called with each, for a player that hands it to
+    its media stack (a licence request, a CDN URL); an answer without one (degraded) keeps the
+    previous, which expires by itself.
     """
 
     def __init__(
@@ -70,6 +84,9 @@ class Lease:
         on_lost: OnLost | None = None,
         on_limit: Literal["reject", "evict_oldest"] | None = None,
         start_retry_s: float = 10.0,
+        device_id: str | None = None,
+        replace: str | None = None,
+        on_grant: OnGrant | None = None,
         live: bool = False,
     ) -> None:
         self.client = client
@@ -77,10 +94,14 @@ class Lease:
         self.user_id = user_id
         self.stream_id = stream_id if stream_id is not None else str(uuid.uuid4())
         self.device = device
+        self.device_id = device_id if device_id is not None else client.device_id  #: sent with the start
+        self.replace = replace  #: the stream the start names to replace, if any
         self.started: StartInfo | None = None  #: the answer to the start
         self.info: LeaseInfo | None = None  #: the latest answer (start or heartbeat)
         self.lost_reason: StreamLimitError | None = None  #: why the lease was lost, if it was
         self._on_lost, self._on_limit, self._start_retry_s = on_lost, on_limit, start_retry_s
+        self._on_grant = on_grant
+        self._grant: str | None = None
         self._owner: asyncio.Task[Any] | None = None
         self._owner_cancelling = 0
         self._cancelled_owner = False
@@ -107,11 +128,17 @@ class Lease:
             raise RuntimeError("the lease has not started")
         return self.info.epoch
 
+    @property
+    def grant(self) -> str | None:
+        """The newest playback grant the service gave this lease; None while it gave none."""
+        return self._grant
+
     async def __aenter__(self) -> Lease:
         owner = asyncio.current_task()
         if owner is None or self._owner is not None:
             raise RuntimeError("a Lease is entered once, from a task")
-        self.started = self.info = await self._start()
+        self.started = await self._start()
+        await self._took(self.started)
         self._owner, self._owner_cancelling = owner, owner.cancelling()
         self._heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat {self.stream_id}")
         return self
@@ -142,7 +169,14 @@ class Lease:
         attempt = 0
         while True:
             try:
-                return await self.client.start(self.user_id, self.stream_id, self.device, self._on_limit)
+                return await self.client.start(
+                    self.user_id,
+                    self.stream_id,
+                    self.device,
+                    self._on_limit,
+                    device_id=self.device_id,
+                    replace=self.replace,
+                )
             except StreamLimitError as exc:
                 delay = max(_backoff(attempt, 0.1, 2.0), _retry_after(exc))
                 if not exc.transient or loop.time() + delay > deadline:
@@ -182,23 +216,35 @@ class Lease:
             while True:
                 assert self.info is not None
                 await asyncio.sleep(_jittered(self.info.heartbeat_interval_s))
-                self.info = await self._renew(self.info)
+                await self._took(await self._renew(self.info))
         except StreamLimitError as exc:
             await self._lose(exc)
         except Exception as exc:  # a bug here must not leave the block running without a lease
             log.exception("heartbeats of stream %s failed", self.stream_id)
             await self._lose(StreamLimitError(None, "client_error", repr(exc)))
 
+    async def _took(self, info: LeaseInfo) -> None:
+        """An answer of the service: the lease's latest state, and its new grant if it has one."""
+        self.info = info
+        if info.grant is not None and info.grant != self._grant:
+            self._grant = info.grant
+            await self._callback(self._on_grant, info.grant, "on_grant")
+
+    async def _callback(self, callback: Callable[[Any], object] | None, arg: object, name: str) -> None:
+        """Run a user's callback (sync, or async: awaited); its errors are logged, never raised."""
+        if callback is None:
+            return
+        try:
+            result = callback(arg)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("%s callback of stream %s failed", name, self.stream_id)
+
     async def _lose(self, reason: StreamLimitError) -> None:
         log.warning("lease of stream %s of user %s lost: %s", self.stream_id, self.user_id, reason)
         self.lost_reason = reason
-        if self._on_lost is not None:
-            try:
-                result = self._on_lost(reason)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("on_lost callback of stream %s failed", self.stream_id)
+        await self._callback(self._on_lost, reason, "on_lost")
         if not self._closing and self._owner is not None:
             self._cancelled_owner = True
             self._owner.cancel()

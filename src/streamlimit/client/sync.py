@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from streamlimit.client.aio import AsyncStreamLimitClient
-from streamlimit.client.lease import Lease, OnLost
+from streamlimit.client.lease import Lease, OnGrant, OnLost
 
 T = TypeVar("T")
 
@@ -39,14 +39,22 @@ class StreamLimitClient:
         api_key: str | None = None,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        device_id: str | None = None,
     ) -> None:
+        # built first: an invalid device_id raises ValueError before the loop thread starts
+        aio = AsyncStreamLimitClient(
+            base_url, token=token, api_key=api_key, timeout=timeout, transport=transport, device_id=device_id
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="streamlimit-client", daemon=True)
         self._thread.start()
-        self.aio = AsyncStreamLimitClient(
-            base_url, token=token, api_key=api_key, timeout=timeout, transport=transport
-        )  #: the async client, whose coroutines must run on this client's loop (see :meth:`run`)
+        self.aio = aio  #: the async client, whose coroutines must run on this client's loop (see :meth:`run`)
         self._closed = False
+
+    @property
+    def device_id(self) -> str | None:
+        """The device id sent with starts that name none (see :class:`AsyncStreamLimitClient`)."""
+        return self.aio.device_id
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the client's loop and wait for its result (the typed form of the
@@ -90,6 +98,9 @@ class StreamLimitClient:
         on_lost: OnLost | None = None,
         on_limit: Literal["reject", "evict_oldest"] | None = None,
         start_retry_s: float = 10.0,
+        device_id: str | None = None,
+        replace: str | None = None,
+        on_grant: OnGrant | None = None,
         live: bool = False,
     ) -> Iterator[Lease]:
         """Hold a stream for a ``with`` block: started on entry (errors such as ``LimitReached``
@@ -98,17 +109,14 @@ class StreamLimitClient:
         The calling thread is not interrupted when the lease is lost: ``on_lost(error)`` is
         called on the client's thread (keep it short; e.g. set a ``threading.Event``), and
         ``lease.lost`` turns True. A block that ends after its lease was lost raises
-        ``LeaseLost`` (unless it raised an exception of its own).
+        ``LeaseLost`` (unless it raised an exception of its own). ``on_grant(grant)`` is called on
+        the client's thread with each new playback grant; ``lease.grant`` is the newest.
         """
         lease = self.aio.stream(
-            user_id,
-            stream_id,
-            device,
-            on_lost=on_lost,
-            on_limit=on_limit,
-            start_retry_s=start_retry_s,
-            live=live,
-        )
+            user_id, stream_id, device,
+            on_lost=on_lost, on_limit=on_limit, start_retry_s=start_retry_s, device_id=device_id,
+            replace=replace, on_grant=on_grant, live=live,
+        )  # fmt: skip
         entered: concurrent.futures.Future[asyncio.Event] = concurrent.futures.Future()
         futures: list[concurrent.futures.Future[Any]] = [entered]
 

@@ -7,7 +7,7 @@ ignored, so a newer service does not break an older client.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,8 @@ def parse_time(stamp: str) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
-    """One active stream (a lease) of a user."""
+    """One active stream (a lease) of a user: ``device`` is the player's label for people,
+    ``device_id`` the player installation's stable id (None when its start gave none)."""
 
     user_id: str
     stream_id: str
@@ -27,6 +28,7 @@ class StreamInfo:
     started_at: datetime
     expires_at: datetime
     epoch: int | None  # this lease's own admission epoch (fencing); None when degraded
+    device_id: str | None = field(default=None, kw_only=True)  # kw_only: positions stay as they were
 
     @classmethod
     def parse(cls, b: Mapping[str, Any]) -> StreamInfo:
@@ -38,6 +40,7 @@ class StreamInfo:
             parse_time(b["started_at"]),
             parse_time(b["expires_at"]),
             None if epoch is None else int(epoch),
+            device_id=b.get("device_id"),  # absent from services older than device ids
         )
 
 
@@ -47,12 +50,15 @@ class LeaseInfo(StreamInfo):
     without one the lease ends ``lease_ttl_s`` after the last. ``degraded``: the store was down and
     the service let the request through without recording it (``ON_STORE_ERROR=allow``).
     ``readmitted`` (heartbeats): the stream was not active any more (a store outage, a long sleep)
-    and took a free slot again, with a new ``epoch``."""
+    and took a free slot again, with a new ``epoch``. ``grant``: the signed playback grant of this
+    answer, for a licence server or CDN downstream (None when the service signs none, or the
+    answer is degraded; README "Enforcing it downstream")."""
 
     heartbeat_interval_s: float
     lease_ttl_s: float
     degraded: bool
     readmitted: bool
+    grant: str | None
 
     @classmethod
     def parse(cls, b: Mapping[str, Any]) -> LeaseInfo:
@@ -63,6 +69,7 @@ class LeaseInfo(StreamInfo):
             lease_ttl_s=float(b["lease_ttl_s"]),
             degraded=bool(b["degraded"]),
             readmitted=bool(b.get("readmitted", False)),
+            grant=grant if isinstance(grant := b.get("grant"), str) else None,
         )
 
 
@@ -70,7 +77,9 @@ class LeaseInfo(StreamInfo):
 class StartInfo(LeaseInfo):
     """The answer to a start. ``admitted``: a new stream took a slot (201); False when an active
     stream was renewed, or the answer is degraded (200). ``evicted`` lists the streams that
-    ``on_limit="evict_oldest"`` replaced, oldest first. ``active`` and ``epoch`` are None when
+    ``on_limit="evict_oldest"`` or ``replace=`` stopped in its favour, oldest first; ``replaced``
+    the same device's own older streams it took over (a restarted player's). ``active`` (what
+    the limit counts: ``counts`` is ``"streams"`` or ``"devices"``) and ``epoch`` are None when
     the answer is degraded (the store was down and nothing was recorded)."""
 
     admitted: bool
@@ -79,6 +88,8 @@ class StartInfo(LeaseInfo):
     limit_source: str
     plan: str | None
     evicted: tuple[StreamInfo, ...]
+    replaced: tuple[StreamInfo, ...] = ()
+    counts: str = "streams"
 
     @classmethod
     def parse_start(cls, b: Mapping[str, Any], admitted: bool) -> StartInfo:
@@ -93,12 +104,15 @@ class StartInfo(LeaseInfo):
             limit_source=b["limit_source"],
             plan=b.get("plan"),
             evicted=tuple(StreamInfo.parse(s) for s in evicted),
+            replaced=tuple(StreamInfo.parse(s) for s in b.get("replaced_streams") or ()),
+            counts=b.get("counts") or "streams",
         )
 
 
 @dataclass(frozen=True, slots=True)
 class StreamList:
-    """A user's active streams, oldest first, and the room left under the limit."""
+    """A user's active streams, oldest first, and the room left under the limit. ``active`` is
+    what the limit counts: streams, or distinct devices when ``counts`` is ``"devices"``."""
 
     user_id: str
     active: int
@@ -108,6 +122,7 @@ class StreamList:
     remaining: int
     quota_exhausted: bool
     streams: tuple[StreamInfo, ...]
+    counts: str = "streams"
 
     @classmethod
     def parse(cls, b: Mapping[str, Any]) -> StreamList:
@@ -120,6 +135,7 @@ class StreamList:
             int(b["remaining"]),
             bool(b["quota_exhausted"]),
             tuple(StreamInfo.parse(s) for s in b["streams"]),
+            b.get("counts") or "streams",
         )
 
 
@@ -140,14 +156,26 @@ class LimitInfo:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One audit event (``evicted``, ``stopped_all``, ``stopped_by_admin``, ``limit_set``,
-    ``limit_cleared``): who did it and to which streams."""
+    """One audit event (``evicted``, ``replaced``, ``stopped_all``, ``stopped_by_admin``,
+    ``limit_set``, ``limit_cleared``, ``plan_set``, ...): who did it and to which streams.
+    ``value``: the new limit or plan, or for ``evicted`` and ``replaced`` the stream that took
+    the slot; ``device_id``: for ``replaced``, the device whose newer stream took over."""
 
     at: datetime
     action: str
     actor: str | None
     streams: tuple[str, ...]
+    value: str | None = None
+    device_id: str | None = None
 
     @classmethod
     def parse(cls, b: Mapping[str, Any]) -> Event:
-        return cls(parse_time(b["at"]), b["action"], b.get("actor"), tuple(b.get("streams") or ()))
+        value = b.get("value")
+        return cls(
+            parse_time(b["at"]),
+            b["action"],
+            b.get("actor"),
+            tuple(b.get("streams") or ()),
+            None if value is None else str(value),
+            b.get("device_id"),
+        )

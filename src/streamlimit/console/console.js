@@ -146,6 +146,8 @@
     }
   }
 
+  function orDash(value) { return value === null || value === undefined || value === "" ? "-" : String(value); }
+
   function renderStreams(list) {
     var body = document.querySelector("#streams tbody");
     body.replaceChildren();
@@ -153,7 +155,8 @@
       var row = document.createElement("tr");
       row.dataset.streamId = s.stream_id;
       cell(row, s.stream_id, "stream-id");
-      cell(row, s.device === null || s.device === undefined ? "-" : s.device, "device");
+      cell(row, orDash(s.device), "device");  // the player's label for people
+      cell(row, orDash(s.device_id), "device-id");  // the player installation's stable id
       cell(row, localTime(s.started_at), "started");
       cell(row, countdown(s.expires_at), "countdown").dataset.expires = s.expires_at;
       var td = document.createElement("td");
@@ -169,7 +172,8 @@
     });
     $("no-streams").hidden = list.streams.length > 0;
     $("stop-all").disabled = list.streams.length === 0;
-    $("summary").textContent = list.user_id + ": " + list.active + " of " + list.limit + " streams active (limit from " +
+    var counted = list.counts === "devices" ? " devices active (" + list.streams.length + " streams)" : " streams active";
+    $("summary").textContent = list.user_id + ": " + list.active + " of " + list.limit + counted + " (limit from " +
       list.limit_source + (list.plan ? ", plan " + list.plan : "") + ")";
     tick();
   }
@@ -177,6 +181,17 @@
   function renderLimit(info) {
     $("limit-current").textContent = "current: " + info.limit + " (" + info.limit_source + ")";
     if (document.activeElement !== $("limit-value")) { $("limit-value").value = info.limit; }
+  }
+
+  // evicted and replaced: the stream that took the slot (and, replaced, the device that restarted);
+  // limit_set, plan_set: the new value
+  function eventDetail(e) {
+    var parts = [];
+    if (e.value !== null && e.value !== undefined) {
+      parts.push((e.action === "evicted" || e.action === "replaced" ? "by " : "") + e.value);
+    }
+    if (e.device_id) { parts.push("device " + e.device_id); }
+    return parts.length ? parts.join(", ") : "-";
   }
 
   function renderEvents(data) {
@@ -189,6 +204,7 @@
       cell(row, e.action, "action");
       cell(row, e.actor === null || e.actor === undefined ? "-" : e.actor, "actor");
       cell(row, (e.streams || []).join(", "), "streams");
+      cell(row, eventDetail(e), "detail");
       body.appendChild(row);
     });
     $("no-events").hidden = data.events.length > 0;

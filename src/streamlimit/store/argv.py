@@ -16,7 +16,7 @@ def _limits(limits: Limits) -> Argv:
     return limits.default, limits.encoded_plans(), limits.plan_hint or "", by_device, limits.per_device
 
 
-def common(user_id: str, hooks_max_len: int, live_channel: str) -> Argv:
+def common(user_id: str, hooks_max_len: int, live_channel: str = "") -> Argv:
     """The last three ARGV of every script with the prelude: the user (for its webhook events),
     the webhook queue's length (0 when webhooks are off) and the user's live channel ('' when
     no kicks are published) (lua/_prelude.lua)."""

@@ -23,11 +23,20 @@ _TRYAGAIN_PAUSE_S = 0.005  # first pause before retrying a slot in mid-migration
 _TRYAGAIN_PAUSE_MAX_S = 0.05
 
 
+# where the key is in the keyed commands the store sends: its scripts, and the webhook queue's
+# stream commands (streamlimit.webhooks.redis_queue)
+_KEY_AT = {"XLEN": 1, "XRANGE": 1, "XACK": 1, "XDEL": 1, "XPENDING": 1, "XCLAIM": 1, "XGROUP": 2, "XINFO": 2}
+
+
 def _first_key(args: tuple[str | int, ...]) -> str | None:
-    """The first key of EVAL/EVALSHA (the only keyed commands the store sends)."""
-    if len(args) > 3 and str(args[0]).upper() in ("EVAL", "EVALSHA") and int(args[2]) > 0:
-        return str(args[3])
-    return None
+    """The first key of a keyed command (None: any node may answer it)."""
+    name = str(args[0]).upper()
+    if name in ("EVAL", "EVALSHA"):
+        return str(args[3]) if len(args) > 3 and int(args[2]) > 0 else None
+    if name == "XREADGROUP":
+        return str(args[[str(a).upper() for a in args].index("STREAMS") + 1])
+    at = _KEY_AT.get(name)
+    return str(args[at]) if at is not None and len(args) > at else None
 
 
 class ClusterClient:

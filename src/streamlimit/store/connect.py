@@ -17,6 +17,7 @@ from streamlimit.store.base import Store
 from streamlimit.store.cluster import ClusterClient
 from streamlimit.store.embedded import EmbeddedServer
 from streamlimit.store.endpoint import endpoint, endpoints
+from streamlimit.store.hooks import MemoryHookQueue
 from streamlimit.store.memory import Clock, MemoryStore, system_clock_ms
 from streamlimit.store.pipelined import PipelinedClient
 from streamlimit.store.redis import Client, RedisStore
@@ -90,7 +91,8 @@ async def open_store(
     url = settings.store_url
     scheme = scheme_of(url)
     if scheme == "memory":
-        return MemoryStore(clock)
+        hooks = MemoryHookQueue(settings.webhook_queue_max_len, clock) if settings.webhook_url else None
+        return MemoryStore(clock, hooks)
     on_close: Callable[[], Awaitable[None]] | None = None
     if scheme == "embedded":
         server = EmbeddedServer(embedded_path(url), settings.embedded_server_bin)
@@ -100,7 +102,11 @@ async def open_store(
             log.warning("embedded store not running yet, the supervisor will retry: %s", exc)
         server.supervise()
         url, on_close = server.url, server.aclose
-    store = RedisStore(store_client(url, settings), on_close, metrics)
+    hooks_max_len = settings.webhook_queue_max_len if settings.webhook_url else 0
+    store = RedisStore(
+        store_client(url, settings), on_close, metrics,
+        hooks_max_len=hooks_max_len, hooks_per_slot=scheme.endswith("+cluster"),
+    )  # fmt: skip
     await _wait_for(store, settings.store_startup_wait_s, outage_log or OutageLog())
     return store
 

@@ -54,8 +54,12 @@ HOOKS = f"{PREFIX}:hooks"
 HOOKS_PATTERN = re.compile(rf"{PREFIX}:(?:hooks|\{{h:\d+\}}:hooks)")
 
 
-def hooks_key(user_id: str, per_slot: bool) -> str:
-    """The queue holding ``user_id``'s webhook events."""
+def hooks_key(user_id: str, per_slot: bool, on: bool = True) -> str:
+    """The queue holding ``user_id``'s webhook events. With webhooks off no script writes it, and
+    the user's own ``reached`` key stands in, so that every call's keys stay in one slot (for a
+    proxy that shards by slot, too)."""
+    if not on:
+        return user_keys(user_id)[7]
     if not per_slot:
         return HOOKS
     return slot_hooks_key(key_slot(user_keys(user_id)[0].encode()))
@@ -80,3 +84,8 @@ def _slot_tags() -> tuple[int, ...]:
             missing -= 1
         n += 1
     return tuple(t for t in tags if t is not None)
+
+
+def script_keys(user_id: str, per_slot: bool = False, hooks_on: bool = False) -> tuple[str, ...]:
+    """Every script's KEYS (lua/_prelude.lua): the user's keys, then the webhook queue."""
+    return (*user_keys(user_id), hooks_key(user_id, per_slot, hooks_on))

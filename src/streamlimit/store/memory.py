@@ -264,15 +264,18 @@ class MemoryStore:
         u: _User, active: tuple[Stream, ...], limits: Limits, how: Start
     ) -> dict[str, EndReason] | None:
         """The streams a start ends before the limit applies: the one it names to replace (when
-        devices are counted, every stream of that one's device), and the device's own oldest
-        beyond its per-device number; None when the named one is not active."""
+        devices are counted, every stream of that one's device, unless it is the start's own),
+        and the device's own oldest beyond its per-device number; None when the named one is not
+        active."""
         gone: dict[str, EndReason] = {}
         if how.replace is not None:
             target = u.leases.get(how.replace)
             if target is None:
                 return None
+            own_device = how.device_id is not None and target.device_id == how.device_id
+            whole = limits.by_device and not own_device  # all of another device
             for s in active:
-                if s.stream_id == target.stream_id or (limits.by_device and s.slot == target.slot):
+                if s.stream_id == target.stream_id or (whole and s.slot == target.slot):
                     gone[s.stream_id] = EndReason.EVICTED
         if how.device_id is not None:
             mine = [s for s in active if s.device_id == how.device_id and s.stream_id not in gone]

@@ -29,7 +29,7 @@ from streamlimit.models import (
 from streamlimit.store import argv, replies, scripts
 from streamlimit.store.cluster import ClusterClient
 from streamlimit.store.feed import RedisFeed, subscriber_for
-from streamlimit.store.keys import PATTERN, hooks_key, live_channel, renewal_keys, user_keys
+from streamlimit.store.keys import PATTERN, live_channel, renewal_keys, script_keys
 from streamlimit.store.resp import ReplyError
 
 if TYPE_CHECKING:
@@ -47,6 +47,10 @@ class Client(Protocol):
 
 
 RENEW_BATCH = 100  # leases per lua/renew.lua call: ~300 keys, a call of well under a millisecond
+# the scripts that may queue a webhook event (see store/hooks.py), and how many users' calls to
+# them are remembered for the webhook loop at most (streamlimit.webhooks.redis_queue's hints)
+_MAY_QUEUE = frozenset({"start", "stop", "stop_all", "limit"})
+_HINTS_MAX = 10_000
 
 
 def _sha1(text: str) -> str:
@@ -70,18 +74,23 @@ class RedisStore:
         self._client = client
         self._on_close = on_close
         self._metrics = metrics
-        self._hooks_max_len = hooks_max_len  # 0: webhooks off, nothing is queued
+        self._hooks_max_len = hooks_max_len  # webhook events queued, at most this many; 0: none
         if hooks_per_slot is None:  # a Cluster: one queue per slot (a script's keys share one)
             hooks_per_slot = isinstance(client, ClusterClient)
-        self._hooks_per_slot = hooks_per_slot
+        self._hooks_per_slot = hooks_per_slot  # (keys.hooks_key)
+        # on a Cluster, the users of calls that may have queued an event: where to look first
+        self.hook_hints: set[str] = set()
         self._kicks = kicks  # the scripts publish kicks to the users' live channels
         self._cluster = isinstance(client, ClusterClient)
         self._cursor = 0  # of the active-streams sample
         self._shas = {name: _sha1(scripts.source(name)) for name in scripts.NAMES}
 
     async def _eval(self, name: str, user_id: str, *args: str | int) -> Any:
-        keys = (*user_keys(user_id), hooks_key(user_id, self._hooks_per_slot))
+        keys = script_keys(user_id, self._hooks_per_slot, self._hooks_max_len > 0)
         args = (*args, *argv.common(user_id, self._hooks_max_len, self._live(user_id)))
+        hinted = self._hooks_max_len and self._hooks_per_slot and name in _MAY_QUEUE
+        if hinted and len(self.hook_hints) < _HINTS_MAX:
+            self.hook_hints.add(user_id)
         return await self._call(name, keys, args)
 
     def _live(self, user_id: str) -> str:
@@ -110,6 +119,18 @@ class RedisStore:
     def _failed(self, kind: str) -> None:
         if self._metrics is not None:
             self._metrics.store_errors.labels(kind).inc()
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def hooks_on(self) -> bool:
+        return self._hooks_max_len > 0
+
+    @property
+    def hooks_per_slot(self) -> bool:
+        return self._hooks_per_slot
 
     async def load_scripts(self) -> None:
         """Register every script on every primary, so the first requests need no EVAL."""

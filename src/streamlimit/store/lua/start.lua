@@ -1,5 +1,6 @@
 -- start: renew the stream if already active; else end what the start replaces (the stream it
--- names, or when devices are counted that stream's whole device; and its own device's oldest
+-- names, or when devices are counted that stream's whole device unless it is the start's own;
+-- and its own device's oldest
 -- streams beyond per_device), then admit it if it fits the limit (evicting the oldest streams, or
 -- whole devices but never its own, when asked), else refuse; admissions spend the start budget.
 local stream_id, device_suffix, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]) -- suffix '' or '|<device>'
@@ -29,6 +30,7 @@ for _, l in ipairs(alive) do
   end
 end
 local gone = {} -- id -> 'evicted' | 'replaced'
+local new_slot = device_id ~= '' and ('d:' .. device_id) or ('s:' .. stream_id)
 if target_id ~= '' then
   local target = nil
   for _, l in ipairs(alive) do
@@ -39,8 +41,9 @@ if target_id ~= '' then
   if not target then
     return {4, now, limit, active, source, plan}
   end
+  local whole = by_device and slot_of(target) ~= new_slot -- another device: all of it
   for _, l in ipairs(alive) do
-    if l.id == target_id or (by_device and slot_of(l) == slot_of(target)) then
+    if l.id == target_id or (whole and slot_of(l) == slot_of(target)) then
       gone[l.id] = 'evicted'
     end
   end
@@ -56,7 +59,6 @@ if device_id ~= '' then
     gone[mine[i].id] = 'replaced'
   end
 end
-local new_slot = device_id ~= '' and ('d:' .. device_id) or ('s:' .. stream_id)
 local function need() -- what the limit counts once the new stream is in
   local left, shared = {}, false
   for _, l in ipairs(alive) do
