@@ -40,7 +40,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         outage_log = OutageLog()  # one warning per interval, from start-up on
         s = await open_store(settings, metrics=metrics, outage_log=outage_log) if store is None else store
         app.state.service = service = StreamService(s, Policy.from_settings(settings), outage_log)
-        app.state.live = hub = Hub(service, LiveSettings.from_settings(settings))
+        app.state.live = hub = Hub(service, LiveSettings.from_settings(settings), app.state.grants)
         lifecycle.drain_on_sigterm(app, hub.drain)
         sampler = lifecycle.sample_active_streams(s, metrics) if metrics else None
         webhooks = start_delivery(settings, s, metrics)

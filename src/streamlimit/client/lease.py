@@ -138,7 +138,7 @@ class Lease:
         if owner is None or self._owner is not None:
             raise RuntimeError("a Lease is entered once, from a task")
         self.started = await self._start()
-        await self._took(self.started)
+        await self.took(self.started)
         self._owner, self._owner_cancelling = owner, owner.cancelling()
         self._heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat {self.stream_id}")
         return self
@@ -216,15 +216,16 @@ class Lease:
             while True:
                 assert self.info is not None
                 await asyncio.sleep(_jittered(self.info.heartbeat_interval_s))
-                await self._took(await self._renew(self.info))
+                await self.took(await self._renew(self.info))
         except StreamLimitError as exc:
             await self._lose(exc)
         except Exception as exc:  # a bug here must not leave the block running without a lease
             log.exception("heartbeats of stream %s failed", self.stream_id)
             await self._lose(StreamLimitError(None, "client_error", repr(exc)))
 
-    async def _took(self, info: LeaseInfo) -> None:
-        """An answer of the service: the lease's latest state, and its new grant if it has one."""
+    async def took(self, info: LeaseInfo) -> None:
+        """An answer of the service (a heartbeat's, a live channel's renewal): the lease's latest
+        state, and its new grant if it has one."""
         self.info = info
         if info.grant is not None and info.grant != self._grant:
             self._grant = info.grant

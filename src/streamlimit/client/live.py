@@ -58,7 +58,7 @@ async def renew_by_channel(lease: Lease) -> None:
                 continue
         assert lease.info is not None
         await asyncio.sleep(lease.info.heartbeat_interval_s)
-        lease.info = await lease.renew_once(lease.info)
+        await lease.took(await lease.renew_once(lease.info))
 
 
 async def _follow(lease: Lease, retry_s: float) -> float:
@@ -83,7 +83,7 @@ async def _follow(lease: Lease, retry_s: float) -> float:
             if retry_ms is not None:
                 retry_s = retry_ms / 1000
             if name == "renewed":
-                lease.info = LeaseInfo.parse(data)
+                await lease.took(LeaseInfo.parse(data))
             elif name in ENDS:
                 raise problem_error(int(data["status"]), data)
             elif name == "degraded":

@@ -11,7 +11,7 @@ Key = tuple[str, str]  # (user_id, stream_id)
 
 
 class Channel(Outbox):
-    __slots__ = ("caller", "expires_ms", "instance", "renewed", "stream")
+    __slots__ = ("caller", "expires_ms", "instance", "limit", "renewed", "stream")
 
     def __init__(self, stream: Stream, instance: str, caller: Any, now: float) -> None:
         super().__init__(now)
@@ -20,6 +20,7 @@ class Channel(Outbox):
         self.instance = instance  # the channel's path (the problems' instance)
         self.caller = caller  # who opened it (the service's Caller)
         self.renewed = (b"", b"")  # the renewed event around its expires_at (hub.py)
+        self.limit: int | None = None  # the user's limit as the channel opened (grants' lim)
 
     @property
     def key(self) -> Key:

@@ -7,6 +7,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import msgspec
+
 from streamlimit.api.problems import ended_fields, problem_body
 from streamlimit.api.render import rfc3339, stream_body
 from streamlimit.errors import StreamNotActive
@@ -39,7 +41,14 @@ def renewed_template(channel: Channel, policy: Policy) -> tuple[bytes, bytes]:
     return head + mark, tail[tail.index(b'"') :]
 
 
-def degraded(channel: Channel, policy: Policy) -> bytes:
+def with_grant(frame: bytes, grant: str | None) -> bytes:
+    """A renewed event with the lease's new grant (data's last member)."""
+    if grant is None:
+        return frame
+    return frame[: -len(b"}\n\n")] + b',"grant":' + msgspec.json.encode(grant) + b"}\n\n"
+
+
+def degraded(channel: Channel, policy: Policy, grant: str | None = None) -> bytes:
     """The store did not answer: per the outage policy, keep playing (allow: a lease of a TTL
     from now, as a degraded heartbeat answers) or only until the last ``expires_at`` (deny)."""
     data: dict[str, Any] = {
@@ -50,6 +59,8 @@ def degraded(channel: Channel, policy: Policy) -> bytes:
     }
     if policy.on_store_error == "allow":
         data["expires_at"] = rfc3339(time.time_ns() // 1_000_000 + policy.lease_ttl_ms)
+    if grant is not None:
+        data["grant"] = grant
     return sse.event("degraded", data)
 
 

@@ -7,10 +7,11 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streamlimit.api.render import rfc3339, streams_body
 from streamlimit.errors import ChannelsFull, StoreUnavailable, StreamNotActive
+from streamlimit.grants.issuer import GrantIssuer
 from streamlimit.live import events, sse
 from streamlimit.live.channel import Channel, Key, View
 from streamlimit.live.outbox import Outbox
@@ -35,8 +36,11 @@ class LiveSettings:
 
 
 class Hub:
-    def __init__(self, service: StreamService, settings: LiveSettings) -> None:
+    def __init__(
+        self, service: StreamService, settings: LiveSettings, grants: GrantIssuer | None = None
+    ) -> None:
         self.service, self.settings = service, settings
+        self.grants = grants  # when set, every renewed event carries a new grant
         policy = service.policy
         self._channels: dict[Key, list[Channel]] = {}
         self._views: dict[str, list[View]] = {}  # user -> live views of their streams
@@ -61,21 +65,24 @@ class Hub:
         self.open_count += 1
         await self._watch(user_id)
         try:
-            beat = await self.service.heartbeat(user_id, stream_id, caller)
+            beat = await self.service.heartbeat(
+                user_id, stream_id, caller, with_limit=self.grants is not None
+            )
         except BaseException:
             self._unwatch(user_id)
             self.open_count -= 1
             raise
         now = self._now()
         channel = Channel(beat.stream, instance, caller, now)
+        channel.limit = beat.limit  # the grants' lim, as the channel opened
         self._channels.setdefault(channel.key, []).append(channel)
         channel.push(sse.retry(self.settings.retry_ms), now)
+        grant = self.grants.grant(beat.stream, beat.limit, beat.degraded) if self.grants else None
         if beat.degraded:
-            channel.push(events.degraded(channel, self.service.policy), now)
+            channel.push(events.degraded(channel, self.service.policy, grant), now)
         else:
-            channel.push(
-                sse.event("renewed", events.lease(channel, self.service.policy, beat.readmitted)), now
-            )
+            opened = events.lease(channel, self.service.policy, beat.readmitted)
+            channel.push(sse.event("renewed", opened if grant is None else {**opened, "grant": grant}), now)
             channel.renewed = events.renewed_template(channel, self.service.policy)
             self.renewer.add(channel.key)
         if self._keepalives is None:
@@ -228,7 +235,10 @@ class Hub:
                 if r.expires_at_ms is not None:
                     channel.expires_ms = r.expires_at_ms
                     head, tail = channel.renewed
-                    channel.push(head + rfc3339(r.expires_at_ms).encode() + tail, now)
+                    frame = head + rfc3339(r.expires_at_ms).encode() + tail
+                    if self.grants is not None:
+                        frame = events.with_grant(frame, self._grant(channel))
+                    channel.push(frame, now)
                 else:
                     self._end(channel, ended_error(*key, r.ended))
 
@@ -242,6 +252,11 @@ class Hub:
         for key in keys:
             for channel in self._channels.get(key, ()):
                 channel.push(events.degraded(channel, self.service.policy), now)
+
+    def _grant(self, channel: Channel) -> str | None:
+        assert self.grants is not None
+        lease = replace(channel.stream, expires_at_ms=channel.expires_ms)
+        return self.grants.grant(lease, channel.limit)
 
     def _end(self, channel: Channel, exc: StreamNotActive) -> None:
         channel.push(events.ended(channel, exc), self._now(), last=True)
