@@ -1,5 +1,6 @@
 """Live channels through faults, with real processes: the store down (degraded events, per the
-outage policy) and restarted empty (the lease found gone: lost), the pub/sub connection cut (kicks
+outage policy) and restarted empty (the lease found gone and nobody ended it: admitted again, as
+a heartbeat would; with no slot free, lost), the pub/sub connection cut (kicks
 come again once resubscribed), a kick never published (the next renewal finds the tombstone),
 SIGTERM (players told to reconnect elsewhere, the lease kept) and a killed service (the lease
 ends within a TTL unless the player reconnects elsewhere, which resumes it)."""
@@ -17,6 +18,7 @@ import httpx
 from streamlimit.models import Limits, Start
 from streamlimit.settings import Settings
 from streamlimit.store.connect import store_client
+from streamlimit.store.keys import user_keys
 from streamlimit.store.redis import RedisStore
 from tests.servers import RedisServer, Service
 from tests.sse import Channel, Frame, open_channel
@@ -44,13 +46,22 @@ def test_store_down_then_back_empty(
     with httpx.Client(base_url=svc.url, timeout=5) as c:
         started(c, "alice", "tv")
         with open_channel(c, "alice", "tv") as ch:
-            assert ch.event().event == "renewed"
+            epoch = ch.event().data["epoch"]
             private_store.kill()
             degraded = until(ch, "degraded")
             assert (degraded.data["degraded"], degraded.data["on_store_error"]) == (True, "allow")
             assert "expires_at" in degraded.data
-            private_store.start()  # empty: the lease is gone with the data
-            lost = until(ch, "lost", "evicted", "stopped")
+            private_store.start()  # empty: the lease is gone with the data, and nobody ended it
+            back = until(ch, "renewed", "lost", "evicted", "stopped")
+            assert (back.event, back.data["readmitted"]) == ("renewed", True)  # as a heartbeat would
+            assert back.data["epoch"] != epoch
+        # gone, and no slot to admit it again: lost
+        c.put("/v1/users/alice/limit", json={"limit": 1})
+        with open_channel(c, "alice", "tv") as ch:
+            assert ch.event().event == "renewed"
+            private_store.command("DEL", *user_keys("alice")[:2])  # the leases, as a store losing them
+            started(c, "alice", "phone")  # takes the only slot
+            lost = until(ch, "lost", "evicted", "stopped", "renewed")
             assert (lost.event, lost.data["status"], lost.data["code"]) == ("lost", 404, "stream_not_active")
             assert ch.closed()
 
@@ -145,3 +156,19 @@ def test_a_killed_service_stops_renewing_and_a_reconnection_elsewhere_resumes(
                 assert time.monotonic() < killed_at + 1.5 + 0.5
                 time.sleep(0.05)
             assert b.get("/v1/users/dave/streams/tv").status_code == 200
+
+
+def test_a_channel_opened_during_an_outage_is_admitted_once_the_store_is_back(
+    private_store: RedisServer, service_factory: Callable[..., Service]
+) -> None:
+    svc = service_factory(private_store.url, store_timeout_ms=200, **FAST)
+    with httpx.Client(base_url=svc.url, timeout=5) as c:
+        private_store.kill()
+        with open_channel(c, "erin", "tv") as ch:  # ON_STORE_ERROR=allow: opened, degraded
+            first = ch.event()
+            assert (first.event, first.data["degraded"]) == ("degraded", True)
+            private_store.start()
+            back = until(ch, "renewed", "lost")
+            assert (back.event, back.data["readmitted"], back.data["degraded"]) == ("renewed", True, False)
+            assert back.data["epoch"] is not None
+        assert c.get("/v1/users/erin/streams/tv").status_code == 200

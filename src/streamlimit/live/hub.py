@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from streamlimit.api.render import rfc3339, streams_body
 from streamlimit.errors import ChannelsFull, StoreUnavailable, StreamNotActive
@@ -16,7 +17,7 @@ from streamlimit.live import events, sse
 from streamlimit.live.channel import Channel, Key, View
 from streamlimit.live.outbox import Outbox
 from streamlimit.live.renewer import Renewer
-from streamlimit.models import Kick, Renewal
+from streamlimit.models import HeartbeatResult, Kick, Renewal
 from streamlimit.service import Caller, StreamService, check_id, ended_error
 from streamlimit.settings import Settings
 
@@ -74,17 +75,9 @@ class Hub:
             raise
         now = self._now()
         channel = Channel(beat.stream, instance, caller, now)
-        channel.limit = beat.limit  # the grants' lim, as the channel opened
         self._channels.setdefault(channel.key, []).append(channel)
         channel.push(sse.retry(self.settings.retry_ms), now)
-        grant = self.grants.grant(beat.stream, beat.limit, beat.degraded) if self.grants else None
-        if beat.degraded:
-            channel.push(events.degraded(channel, self.service.policy, grant), now)
-        else:
-            opened = events.lease(channel, self.service.policy, beat.readmitted)
-            channel.push(sse.event("renewed", opened if grant is None else {**opened, "grant": grant}), now)
-            channel.renewed = events.renewed_template(channel, self.service.policy)
-            self.renewer.add(channel.key)
+        self._opened(channel, beat)
         if self._keepalives is None:
             self._keepalives = asyncio.get_running_loop().create_task(self._keep_alive(), name="keepalives")
         return channel
@@ -222,15 +215,18 @@ class Hub:
             finally:
                 view.listing = False
 
-        task = asyncio.get_running_loop().create_task(relist())
-        self._relisting.add(task)
-        task.add_done_callback(self._relisting.discard)
+        self._spawn(relist())
 
     # -- renewals ------------------------------------------------------------------------------
 
     def _renewed(self, keys: Sequence[Key], renewals: Sequence[Renewal]) -> None:
         now = self._now()
         for key, r in zip(keys, renewals, strict=True):
+            opened_degraded = any(c.stream.epoch is None for c in self._channels.get(key, ()))
+            if (r.expires_at_ms is None and r.ended is None) or (r.expires_at_ms and opened_degraded):
+                # gone without a tombstone, or known only from a degraded answer: a heartbeat
+                self._spawn(self._readmit(key))
+                continue
             for channel in list(self._channels.get(key, ())):
                 if r.expires_at_ms is not None:
                     channel.expires_ms = r.expires_at_ms
@@ -242,6 +238,25 @@ class Hub:
                 else:
                     self._end(channel, ended_error(*key, r.ended))
 
+    async def _readmit(self, key: Key) -> None:
+        """A lease the store no longer holds, that nobody ended (a store that lost its data, a
+        channel opened degraded during an outage): a heartbeat admits it again when a slot is free,
+        as it would a heartbeating player's; else the channel is told ``lost``."""
+        channels = self._channels.get(key)
+        if not channels:
+            return
+        try:
+            beat = await self.service.heartbeat(*key, channels[0].caller, with_limit=self.grants is not None)
+        except StreamNotActive as exc:
+            for channel in list(self._channels.get(key, ())):
+                self._end(channel, exc)
+            return
+        except StoreUnavailable as exc:
+            self._failed([key], exc)
+            return
+        for channel in self._channels.get(key, ()):
+            self._opened(channel, beat)
+
     def _failed(self, keys: Sequence[Key], exc: StoreUnavailable) -> None:
         allow = self.service.policy.on_store_error == "allow"
         what = "degraded" if allow else "failing"
@@ -252,6 +267,27 @@ class Hub:
         for key in keys:
             for channel in self._channels.get(key, ()):
                 channel.push(events.degraded(channel, self.service.policy), now)
+
+    def _opened(self, channel: Channel, beat: HeartbeatResult) -> None:
+        """A heartbeat's answer (the channel's opening, a re-admission) as the channel's event; the
+        lease is renewed from then on (one opened degraded too: its first renewal finds it gone
+        and admits it again once the store is back)."""
+        channel.stream, channel.expires_ms = beat.stream, beat.stream.expires_at_ms
+        channel.limit = beat.limit  # the grants' lim, as of this heartbeat
+        grant = self.grants.grant(beat.stream, beat.limit, beat.degraded) if self.grants else None
+        if beat.degraded:
+            channel.push(events.degraded(channel, self.service.policy, grant), self._now())
+        else:
+            opened = events.lease(channel, self.service.policy, beat.readmitted)
+            frame = sse.event("renewed", opened if grant is None else {**opened, "grant": grant})
+            channel.push(frame, self._now())
+            channel.renewed = events.renewed_template(channel, self.service.policy)
+        self.renewer.add(channel.key)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._relisting.add(task)
+        task.add_done_callback(self._relisting.discard)
 
     def _grant(self, channel: Channel) -> str | None:
         assert self.grants is not None
