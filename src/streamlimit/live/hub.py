@@ -4,9 +4,10 @@ renewals turned into each channel's events, and closing them all when the worker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -61,18 +62,10 @@ class Hub:
         first, so that none published after the heartbeat is missed."""
         check_id("user_id", user_id)
         check_id("stream_id", stream_id)
-        if self.draining or self.open_count >= self.settings.max_channels:
-            raise ChannelsFull("this instance holds all the live channels it may; retry (maybe elsewhere)")
-        self.open_count += 1
-        await self._watch(user_id)
-        try:
+        async with self._taking(user_id):
             beat = await self.service.heartbeat(
                 user_id, stream_id, caller, with_limit=self.grants is not None
             )
-        except BaseException:
-            self._unwatch(user_id)
-            self.open_count -= 1
-            raise
         now = self._now()
         channel = Channel(beat.stream, instance, caller, now)
         self._channels.setdefault(channel.key, []).append(channel)
@@ -86,16 +79,8 @@ class Hub:
         """A live view of the user's streams: the list now, and again after each of the user's
         kicks (admissions and ends, as the store publishes them)."""
         check_id("user_id", user_id)
-        if self.draining or self.open_count >= self.settings.max_channels:
-            raise ChannelsFull("this instance holds all the live channels it may; retry (maybe elsewhere)")
-        self.open_count += 1
-        await self._watch(user_id)
-        try:
+        async with self._taking(user_id):
             listing = await self.service.list(user_id, caller)
-        except BaseException:
-            self._unwatch(user_id)
-            self.open_count -= 1
-            raise
         view = View(user_id, caller, self._now())
         self._views.setdefault(user_id, []).append(view)
         view.push(
@@ -104,6 +89,21 @@ class Hub:
         if self._keepalives is None:
             self._keepalives = asyncio.get_running_loop().create_task(self._keep_alive(), name="keepalives")
         return view
+
+    @contextlib.asynccontextmanager
+    async def _taking(self, user_id: str) -> AsyncIterator[None]:
+        """One of the worker's channels taken, and the user's kicks watched, for a channel or view
+        about to open; both given back if it does not."""
+        if self.draining or self.open_count >= self.settings.max_channels:
+            raise ChannelsFull("this instance holds all the live channels it may; retry (maybe elsewhere)")
+        self.open_count += 1
+        await self._watch(user_id)
+        try:
+            yield
+        except BaseException:
+            self._unwatch(user_id)
+            self.open_count -= 1
+            raise
 
     def close_view(self, view: View) -> None:
         views = self._views.get(view.user_id)
